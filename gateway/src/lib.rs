@@ -1,1 +1,37 @@
+//! The Gridwatch edge gateway.
+//!
+//! ```text
+//!  MQTT broker ──▶ ingest ──▶ decode+verify ──▶ rules ──▶ alerts ──▶ notify ──▶ worker webhooks
+//!                 (manual        (topic,          (edge-   (open /
+//!                  acks)          payload,         rules)   repeat)
+//!                                 registry)   └──────────────────────▶ sinks/tsdb ──▶ InfluxDB v2 API
+//!                                                                                    or local files
+//!  http: /healthz /readyz /metrics /api/v1/alerts
+//! ```
+//!
+//! Modules follow a message's way through the gateway; [`app`] wires them together and
+//! [`pipeline`] is the loop that walks each message down the line.
 
+pub mod app;
+pub mod backoff;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod pipeline;
+pub mod registry;
+
+// stage 1: bytes in
+pub mod ingest;
+// stage 2: topic, payload and registry checks
+pub mod decode;
+// stage 3: rules live in the gridwatch-edge-rules crate; stage 4: alerts
+pub mod alerts;
+// stage 5: reach the worker
+pub mod notify;
+// stage 6: the time-series store
+pub mod sinks;
+// beside the line: the HTTP API
+pub mod http;
+
+pub use app::Gateway;

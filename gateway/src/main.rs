@@ -1,1 +1,116 @@
-fn main() {}
+//! `gridwatch`: the gateway binary. Thin: arguments, config, logging, then the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gridwatch_gateway::config::{Config, Secrets};
+use gridwatch_gateway::demo::{self, DemoOptions};
+use gridwatch_gateway::registry::Registry;
+use gridwatch_gateway::Gateway;
+
+#[derive(Parser)]
+#[command(
+    name = "gridwatch",
+    version,
+    about = "The Gridwatch edge gateway for smart residential communities"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway against a broker and a time-series store.
+    Run {
+        /// Config file (TOML). Without it, ./gridwatch.toml if present, else the defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// HTTP listen address; overrides `http.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Everything in one process: embedded broker, local store, a simulated community.
+    Demo {
+        /// HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Port of the embedded MQTT broker; a free one if not given.
+        #[arg(long)]
+        mqtt_port: Option<u16>,
+        /// Folder for the demo's readings.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seconds between an SOS press and the next.
+        #[arg(long, default_value_t = 20)]
+        sos_every: u64,
+    },
+}
+
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::error!("cannot listen for Ctrl-C: {e}");
+        std::future::pending::<()>().await;
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.or_else(|| Some(PathBuf::from("gridwatch.toml")).filter(|p| p.exists()));
+    Ok(match path {
+        Some(p) => Config::load(&p)?,
+        None => {
+            tracing::info!("no config file: using the defaults");
+            Config::default()
+        }
+    })
+}
+
+async fn run(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut config = load_config(config)?;
+    if let Some(l) = listen {
+        config.http.listen = l;
+    }
+    let registry = Registry::load(&config.registry.path).context("registry.path")?;
+    let gateway = Gateway::start(config, registry, Secrets::from_env()).await?;
+    ctrl_c().await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn".into()),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Run { config, listen } => run(config, listen).await,
+        Command::Demo {
+            listen,
+            mqtt_port,
+            data_dir,
+            sos_every,
+        } => {
+            let opts = DemoOptions {
+                listen,
+                mqtt_port,
+                data_dir: data_dir.unwrap_or_else(|| std::env::temp_dir().join("gridwatch-demo")),
+                telemetry_every: Duration::from_secs(2),
+                sos_every: Duration::from_secs(sos_every.max(1)),
+            };
+            demo::run(opts, ctrl_c()).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The gateway's one TOML config file: every key has a default that works on a single box.
+//!
+//! Loading is pure: [`Config::parse`] turns text into a validated [`Config`] or into every problem
+//! at once, each naming the key and its line, so an installer fixes a file in one pass. Secrets
+//! (broker password, store token, webhook signing secret) are never read from this file: they come
+//! from the environment through [`Secrets`], and have no defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The MQTT broker the devices publish to.
+    pub mqtt: MqttConfig,
+    /// Limits on what the gateway accepts from devices.
+    pub ingest: IngestConfig,
+    /// Where readings are written.
+    pub store: StoreConfig,
+    /// Outbound notifications to grid workers.
+    pub notify: NotifyConfig,
+    /// Alert texts.
+    pub alerts: AlertsConfig,
+    /// The HTTP API, metrics and control-room screen.
+    pub http: HttpConfig,
+    /// The community registry: buildings, grids, devices, workers, duty.
+    pub registry: RegistryConfig,
+}
+
+/// `[mqtt]`: the broker connection.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// The gateway's fixed client id; the broker keeps its session under this name.
+    pub client_id: String,
+    /// User name at the broker; the password comes from `GRIDWATCH_MQTT_PASSWORD`.
+    pub username: Option<String>,
+    /// Keep-alive interval in seconds.
+    pub keep_alive_secs: u64,
+    /// First wait before reconnecting, in milliseconds; it doubles on each failure.
+    pub reconnect_min_ms: u64,
+    /// Longest wait between reconnection attempts, in milliseconds.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "gridwatch-gateway".into(),
+            username: None,
+            keep_alive_secs: 30,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+/// `[ingest]`: limits on incoming messages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Payloads larger than this many bytes are rejected as `oversized`.
+    pub max_payload_bytes: usize,
+    /// Events waiting to be handled; the broker connection waits when this is full.
+    pub event_queue: usize,
+    /// Telemetry waiting to be handled; beyond this, telemetry is shed and counted.
+    pub telemetry_queue: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 4096,
+            event_queue: 1024,
+            telemetry_queue: 8192,
+        }
+    }
+}
+
+/// Which time-series store readings go to.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// Line-protocol files on local disk, ready to be replayed to a server later.
+    #[default]
+    Local,
+    /// A server that speaks the InfluxDB v2 write API (InfluxDB, VictoriaMetrics).
+    Influx,
+}
+
+/// `[store]`: the time-series sink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `local` or `influx`.
+    pub backend: StoreBackend,
+    /// A batch is sent when it holds this many lines…
+    pub batch_lines: usize,
+    /// …or when its first line is this many milliseconds old.
+    pub flush_interval_ms: u64,
+    /// Lines waiting for the store, at most; beyond this the oldest batches are dropped and counted.
+    pub max_pending_lines: usize,
+    /// First wait before retrying a failed batch, in milliseconds; it doubles on each failure.
+    pub retry_min_ms: u64,
+    /// Longest wait between retries, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Folder for batches the store refused as malformed, kept for inspection and replay.
+    pub dead_letter_path: PathBuf,
+    /// `[store.local]`.
+    pub local: LocalStoreConfig,
+    /// `[store.influx]`.
+    pub influx: InfluxConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Local,
+            batch_lines: 5000,
+            flush_interval_ms: 1000,
+            max_pending_lines: 500_000,
+            retry_min_ms: 200,
+            retry_max_ms: 30_000,
+            dead_letter_path: PathBuf::from("data/dead-letter"),
+            local: LocalStoreConfig::default(),
+            influx: InfluxConfig::default(),
+        }
+    }
+}
+
+/// `[store.local]`: the embedded on-disk store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalStoreConfig {
+    /// Folder for the line-protocol files.
+    pub path: PathBuf,
+    /// A file is closed and a new one started past this many bytes.
+    pub rotate_bytes: u64,
+}
+
+impl Default for LocalStoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/tsdb"),
+            rotate_bytes: 64 << 20,
+        }
+    }
+}
+
+/// `[store.influx]`: an InfluxDB v2 write API endpoint; the token comes from `GRIDWATCH_TSDB_TOKEN`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InfluxConfig {
+    /// Base URL of the server, without `/api/v2/write`.
+    pub url: String,
+    /// Organisation (InfluxDB); VictoriaMetrics ignores it.
+    pub org: String,
+    /// Bucket (InfluxDB); VictoriaMetrics ignores it.
+    pub bucket: String,
+    /// Whole-request timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Compress request bodies with gzip.
+    pub gzip: bool,
+}
+
+impl Default for InfluxConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8086".into(),
+            org: "gridwatch".into(),
+            bucket: "gridwatch".into(),
+            timeout_ms: 10_000,
+            gzip: true,
+        }
+    }
+}
+
+/// `[notify]`: webhooks to grid workers; the signing secret comes from `GRIDWATCH_WEBHOOK_SECRET`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Timeout of one delivery attempt, in milliseconds.
+    pub timeout_ms: u64,
+    /// First wait before retrying a delivery, in milliseconds; it doubles on each failure.
+    pub retry_min_ms: u64,
+    /// Longest wait between delivery attempts, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5_000,
+            retry_min_ms: 500,
+            retry_max_ms: 60_000,
+        }
+    }
+}
+
+/// The language of alert messages.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum Language {
+    /// Simplified Chinese.
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+}
+
+/// `[alerts]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Language of the `message` field: `zh-CN` (default) or `en`. Both texts are always sent.
+    pub language: Language,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[registry]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// The registry file; a relative path is taken from the config file's folder.
+    pub path: PathBuf,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("registry.toml"),
+        }
+    }
+}
+
+/// Secrets, read from the environment at the binary's edge and never from the config file.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// `GRIDWATCH_MQTT_PASSWORD`.
+    pub mqtt_password: Option<String>,
+    /// `GRIDWATCH_TSDB_TOKEN`.
+    pub tsdb_token: Option<String>,
+    /// `GRIDWATCH_WEBHOOK_SECRET`, in Standard Webhooks form (`whsec_` then base64).
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "set" } else { "unset" };
+        f.debug_struct("Secrets")
+            .field("mqtt_password", &set(&self.mqtt_password))
+            .field("tsdb_token", &set(&self.tsdb_token))
+            .field("webhook_secret", &set(&self.webhook_secret))
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// Reads the secrets from the process environment.
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self {
+            mqtt_password: var("GRIDWATCH_MQTT_PASSWORD"),
+            tsdb_token: var("GRIDWATCH_TSDB_TOKEN"),
+            webhook_secret: var("GRIDWATCH_WEBHOOK_SECRET"),
+        }
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{key}: {message}", .line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct ConfigProblem {
+    /// The dotted key, e.g. `store.batch_lines`.
+    pub key: String,
+    /// The 1-based line of the key in the file, when the key is in the file.
+    pub line: Option<usize>,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has keys or values of the wrong shape.
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// The values are well-formed but do not make sense together.
+    #[error("config file {path} has {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file; a relative registry path is resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if config.registry.path.is_relative() {
+            if let Some(dir) = path.parent() {
+                config.registry.path = dir.join(&config.registry.path);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let problems: Vec<ConfigProblem> = config
+            .problems()
+            .into_iter()
+            .map(|(key, message)| ConfigProblem {
+                line: line_of_key(text, key),
+                key: key.to_owned(),
+                message,
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Every value that is well-typed but unusable, as (dotted key, what to do).
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut positive = |key, value: u64| {
+            if value == 0 {
+                out.push((key, "must be greater than 0".to_owned()));
+            }
+        };
+        positive("mqtt.port", self.mqtt.port.into());
+        positive("mqtt.keep_alive_secs", self.mqtt.keep_alive_secs);
+        positive("mqtt.reconnect_min_ms", self.mqtt.reconnect_min_ms);
+        positive(
+            "ingest.max_payload_bytes",
+            self.ingest.max_payload_bytes as u64,
+        );
+        positive("ingest.event_queue", self.ingest.event_queue as u64);
+        positive("ingest.telemetry_queue", self.ingest.telemetry_queue as u64);
+        positive("store.batch_lines", self.store.batch_lines as u64);
+        positive("store.flush_interval_ms", self.store.flush_interval_ms);
+        positive("store.retry_min_ms", self.store.retry_min_ms);
+        positive("store.influx.timeout_ms", self.store.influx.timeout_ms);
+        positive("store.local.rotate_bytes", self.store.local.rotate_bytes);
+        positive("notify.timeout_ms", self.notify.timeout_ms);
+        positive("notify.retry_min_ms", self.notify.retry_min_ms);
+        if self.mqtt.keep_alive_secs > 0 && self.mqtt.keep_alive_secs < 5 {
+            out.push((
+                "mqtt.keep_alive_secs",
+                "must be at least 5 (rumqttc refuses shorter)".into(),
+            ));
+        }
+        if self.mqtt.client_id.is_empty() || self.mqtt.client_id.len() > 64 {
+            out.push(("mqtt.client_id", "must be 1 to 64 characters".into()));
+        }
+        if self.mqtt.host.is_empty() {
+            out.push((
+                "mqtt.host",
+                "must name the broker, e.g. \"127.0.0.1\"".into(),
+            ));
+        }
+        for (key, min, max) in [
+            (
+                "mqtt.reconnect_max_ms",
+                self.mqtt.reconnect_min_ms,
+                self.mqtt.reconnect_max_ms,
+            ),
+            (
+                "store.retry_max_ms",
+                self.store.retry_min_ms,
+                self.store.retry_max_ms,
+            ),
+            (
+                "notify.retry_max_ms",
+                self.notify.retry_min_ms,
+                self.notify.retry_max_ms,
+            ),
+        ] {
+            if max < min {
+                out.push((
+                    key,
+                    format!("must not be below the matching _min_ms ({min})"),
+                ));
+            }
+        }
+        if self.store.max_pending_lines < self.store.batch_lines {
+            out.push((
+                "store.max_pending_lines",
+                format!(
+                    "must be at least store.batch_lines ({})",
+                    self.store.batch_lines
+                ),
+            ));
+        }
+        match reqwest::Url::parse(&self.store.influx.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => out.push((
+                "store.influx.url",
+                "must be an http:// or https:// URL, e.g. \"http://127.0.0.1:8428\"".into(),
+            )),
+        }
+        out
+    }
+}
+
+/// The 1-based line of a byte offset in `text`.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The 1-based line where a dotted key is written, if it is in the text.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(line_at(text, key.span().start));
+        }
+        match value.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("gridwatch.toml"))
+    }
+
+    #[test]
+    fn an_empty_file_gives_working_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mqtt.port, 1883);
+        assert_eq!(c.store.backend, StoreBackend::Local);
+        assert_eq!(c.alerts.language, Language::ZhCn);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let err = parse("[mqtt]\nhost = \"a\"\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prot"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = parse("[http]\nlisten = \"not an address\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn all_value_problems_are_reported_at_once_with_key_and_line() {
+        let text = "[store]\nbatch_lines = 0\nretry_min_ms = 10\nretry_max_ms = 5\n\n[store.influx]\nurl = \"ftp://x\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) = parse(text) else {
+            panic!("expected problems")
+        };
+        let got: Vec<(String, Option<usize>)> =
+            problems.iter().map(|p| (p.key.clone(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("store.batch_lines".to_owned(), Some(2)),
+                ("store.retry_max_ms".to_owned(), Some(4)),
+                ("store.influx.url".to_owned(), Some(7)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_problem_with_a_default_value_has_no_line() {
+        let Err(ConfigError::Invalid { problems, .. }) = parse("[store]\nbatch_lines = 600000\n")
+        else {
+            panic!("expected problems")
+        };
+        assert_eq!(problems[0].key, "store.max_pending_lines");
+        assert_eq!(problems[0].line, None);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secrets {
+            mqtt_password: Some("hunter2".into()),
+            ..Secrets::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Stage 1: bytes in. Today from an MQTT broker; a serial bridge for wired nodes comes later.
+
+pub mod mqtt;

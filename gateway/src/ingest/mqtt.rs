@@ -1,0 +1,174 @@
+//! MQTT ingest with rumqttc, set up so that nothing is acknowledged before it is handled.
+//!
+//! - Fixed client id and `clean_session = false`: the broker keeps the gateway's subscriptions
+//!   and queues its QoS 1 messages while it is away.
+//! - Manual acks: rumqttc would otherwise PUBACK before our code runs. The pipeline acks through
+//!   [`Acker`] once a message is handled; unacked messages are redelivered after a reconnect.
+//! - The event loop is polled only here, in its own task, and never waits on anything slow: events
+//!   wait for queue room (life-safety first), telemetry is shed and counted when its queue is full.
+//! - Subscriptions are renewed on every ConnAck; reconnects back off exponentially.
+//! - rumqttc's own packet limit is set far above `ingest.max_payload_bytes`: a packet over its
+//!   limit is a connection error, and a redelivered one would then break every reconnect. Our
+//!   limit turns it into one counted `oversized` rejection instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use tokio::sync::{mpsc, watch};
+
+use crate::backoff::Backoff;
+use crate::config::MqttConfig;
+use crate::decode::topic::{channel_hint, Channel};
+use crate::metrics::events::{MessageDropped, MessageReceived, MqttConnected, MqttConnectionError};
+use crate::metrics::Metrics;
+
+/// The topic filters the gateway subscribes to: a handful of wildcards, never one per device.
+pub const SUBSCRIPTIONS: [&str; 3] = ["gw/v1/+/+/event", "gw/v1/+/+/telemetry", "gw/v1/+/+/status"];
+
+/// rumqttc's packet limit: far above any payload we accept (see the module docs).
+const MAX_PACKET_BYTES: usize = 1 << 20;
+
+/// A message taken from the broker, waiting to be handled and then acknowledged.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The publish, kept whole: its packet id is what the ack needs.
+    pub publish: Publish,
+    /// When the gateway took it, in milliseconds since the epoch.
+    pub received_ms: u64,
+}
+
+/// Acknowledges handled messages to the broker.
+#[derive(Clone)]
+pub struct Acker {
+    client: AsyncClient,
+}
+
+impl Acker {
+    /// Sends the PUBACK for a handled message (nothing for QoS 0).
+    pub async fn ack(&self, publish: &Publish) {
+        if let Err(e) = self.client.ack(publish).await {
+            // Only when the event loop is gone; the broker redelivers after the next connect.
+            tracing::debug!("ack not sent: {e}");
+        }
+    }
+}
+
+/// Where the driver puts messages: events and telemetry on separate queues.
+pub struct Queues {
+    /// Life-safety and other events; the driver waits for room.
+    pub events: mpsc::Sender<Incoming>,
+    /// Telemetry and status; shed when full.
+    pub telemetry: mpsc::Sender<Incoming>,
+}
+
+/// The loop that owns the broker connection.
+pub struct MqttDriver {
+    client: AsyncClient,
+    eventloop: EventLoop,
+    backoff: Backoff,
+    metrics: Arc<Metrics>,
+}
+
+/// Builds the broker connection; nothing happens until [`MqttDriver::run`] is polled.
+pub fn connect(
+    cfg: &MqttConfig,
+    password: Option<String>,
+    metrics: Arc<Metrics>,
+) -> (Acker, MqttDriver) {
+    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+    if let Some(user) = &cfg.username {
+        opts.set_credentials(user, password.unwrap_or_default());
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let driver = MqttDriver {
+        client: client.clone(),
+        eventloop,
+        backoff: Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms),
+        metrics,
+    };
+    (Acker { client }, driver)
+}
+
+impl MqttDriver {
+    /// Polls the connection until `shutdown` turns true, routing publishes into `queues`.
+    pub async fn run(mut self, queues: Queues, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let event = tokio::select! {
+                e = self.eventloop.poll() => e,
+                _ = shutdown.changed() => break,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    self.backoff.reset();
+                    MqttConnected {
+                        session_present: ack.session_present,
+                    }
+                    .emit(&self.metrics);
+                    let filters =
+                        SUBSCRIPTIONS.map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
+                    if let Err(e) = self.client.try_subscribe_many(filters) {
+                        tracing::error!("cannot queue subscriptions: {e}");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if !self.route(publish, &queues).await {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let wait = self.backoff.next_wait();
+                    MqttConnectionError {
+                        error: &e,
+                        retry_in: wait,
+                    }
+                    .emit(&self.metrics);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        self.metrics.mqtt_connected.set(0);
+        let _ = self.client.try_disconnect();
+    }
+
+    /// Puts one publish on its queue; false when the pipeline has stopped.
+    async fn route(&mut self, publish: Publish, queues: &Queues) -> bool {
+        let incoming = Incoming {
+            publish,
+            received_ms: crate::clock::now_ms(),
+        };
+        if channel_hint(&incoming.publish.topic) == Some(Channel::Event) {
+            return queues.events.send(incoming).await.is_ok();
+        }
+        match queues.telemetry.try_send(incoming) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(incoming)) => {
+                let channel = channel_label(&incoming.publish.topic);
+                MessageReceived { channel }.emit(&self.metrics);
+                MessageDropped {
+                    reason: "telemetry_queue_full",
+                    topic: &incoming.publish.topic,
+                }
+                .emit(&self.metrics);
+                // Acked although dropped: an unacked message would hold one of the broker's few
+                // in-flight slots until the next reconnect and stall everything behind it.
+                let _ = self.client.try_ack(&incoming.publish);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// The `channel` label of a topic in the received/accepted counters.
+pub fn channel_label(topic: &str) -> &'static str {
+    channel_hint(topic).map_or("other", Channel::as_str)
+}

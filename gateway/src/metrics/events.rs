@@ -1,0 +1,368 @@
+//! One small struct per internal event that matters: each logs itself and bumps its counter.
+//!
+//! Events that can repeat at message rate (rejections, drops, retries) log at most once per
+//! [`LOG_INTERVAL`] per reason and say how many lines they held back, so a flood from one broken
+//! device cannot flood the log; the counters always count every occurrence.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Metrics;
+
+/// The shortest gap between two log lines for the same rate-limited reason.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Remembers when each rate-limited reason last logged.
+#[derive(Default)]
+pub struct LogLimiter {
+    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl LogLimiter {
+    /// `Some(held back since the last line)` when a line for `key` may be written now.
+    fn allow(&self, key: &'static str, now: Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get_mut(key) {
+            Some((at, held)) if now.duration_since(*at) < LOG_INTERVAL => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let n = *held;
+                *at = now;
+                *held = 0;
+                Some(n)
+            }
+            None => {
+                last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Runs `log` if `key` may log now; otherwise counts the held-back line.
+fn limited(m: &Metrics, key: &'static str, log: impl FnOnce(u64)) {
+    match m.log_limit.allow(key, Instant::now()) {
+        Some(held) => log(held),
+        None => m.logs_suppressed.inc(),
+    }
+}
+
+/// A message was taken from the broker.
+pub struct MessageReceived<'a> {
+    pub channel: &'a str,
+}
+
+impl MessageReceived<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.received.with_label_values(&[self.channel]).inc();
+    }
+}
+
+/// A message passed every check and was handed on.
+pub struct MessageAccepted<'a> {
+    pub channel: &'a str,
+}
+
+impl MessageAccepted<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.accepted.with_label_values(&[self.channel]).inc();
+    }
+}
+
+/// A message was refused.
+pub struct MessageRejected<'a> {
+    pub reason: &'static str,
+    pub topic: &'a str,
+    pub detail: &'a dyn Display,
+}
+
+impl MessageRejected<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.rejected.with_label_values(&[self.reason]).inc();
+        limited(m, self.reason, |held| {
+            tracing::warn!(
+                reason = self.reason,
+                topic = self.topic,
+                held_back = held,
+                "message rejected: {}",
+                self.detail
+            )
+        });
+    }
+}
+
+/// A message was shed under overload.
+pub struct MessageDropped<'a> {
+    pub reason: &'static str,
+    pub topic: &'a str,
+}
+
+impl MessageDropped<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.dropped.with_label_values(&[self.reason]).inc();
+        limited(m, self.reason, |held| {
+            tracing::warn!(
+                reason = self.reason,
+                topic = self.topic,
+                held_back = held,
+                "message dropped"
+            )
+        });
+    }
+}
+
+/// The broker accepted the gateway's connection.
+pub struct MqttConnected {
+    pub session_present: bool,
+}
+
+impl MqttConnected {
+    pub fn emit(&self, m: &Metrics) {
+        m.mqtt_connected.set(1);
+        tracing::info!(
+            session_present = self.session_present,
+            "connected to the MQTT broker"
+        );
+    }
+}
+
+/// The broker connection failed or dropped.
+pub struct MqttConnectionError<'a> {
+    pub error: &'a dyn Display,
+    pub retry_in: Duration,
+}
+
+impl MqttConnectionError<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.mqtt_connected.set(0);
+        m.mqtt_connection_errors.inc();
+        limited(m, "mqtt_connection_error", |held| {
+            tracing::warn!(
+                retry_in_ms = self.retry_in.as_millis() as u64,
+                held_back = held,
+                "MQTT connection error: {}",
+                self.error
+            )
+        });
+    }
+}
+
+/// A rule fired and a new alert opened.
+pub struct AlertOpened<'a> {
+    pub alert: &'a crate::alerts::Alert,
+}
+
+impl AlertOpened<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let a = self.alert;
+        m.alerts_opened
+            .with_label_values(&[a.rule.as_str(), a.severity.as_str()])
+            .inc();
+        tracing::info!(alert_id = %a.alert_id, rule = %a.rule, device = %a.device.id, "alert opened: {}", a.message);
+    }
+}
+
+/// A rule fired again for an alert that is still open.
+pub struct AlertRepeated<'a> {
+    pub alert: &'a crate::alerts::Alert,
+}
+
+impl AlertRepeated<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.alerts_repeated
+            .with_label_values(&[self.alert.rule.as_str()])
+            .inc();
+        tracing::info!(alert_id = %self.alert.alert_id, occurrences = self.alert.occurrences, "alert repeated");
+    }
+}
+
+/// An alert has nobody to go to: no worker on duty for its grid, or no webhook for that worker.
+pub struct NotifyUnroutable<'a> {
+    pub alert_id: &'a str,
+    pub grid: &'a str,
+    pub why: &'static str,
+}
+
+impl NotifyUnroutable<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.notify_unroutable.inc();
+        tracing::error!(
+            alert_id = self.alert_id,
+            grid = self.grid,
+            "alert cannot be delivered: {}",
+            self.why
+        );
+    }
+}
+
+/// A webhook delivery attempt failed and will be retried.
+pub struct DeliveryFailed<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    pub error: &'a dyn Display,
+    pub retry_in: Duration,
+}
+
+impl DeliveryFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.notify_attempts.with_label_values(&["failed"]).inc();
+        limited(m, "delivery_failed", |held| {
+            tracing::warn!(
+                delivery_id = self.delivery_id,
+                attempt = self.attempt,
+                retry_in_ms = self.retry_in.as_millis() as u64,
+                held_back = held,
+                "webhook delivery failed: {}",
+                self.error
+            )
+        });
+    }
+}
+
+/// A webhook receiver accepted a delivery.
+pub struct DeliverySucceeded<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+}
+
+impl DeliverySucceeded<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.notify_attempts.with_label_values(&["delivered"]).inc();
+        tracing::info!(
+            delivery_id = self.delivery_id,
+            attempt = self.attempt,
+            "webhook delivered"
+        );
+    }
+}
+
+/// The store acknowledged a batch.
+pub struct TsdbBatchWritten {
+    pub lines: usize,
+}
+
+impl TsdbBatchWritten {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_batches.with_label_values(&["ok"]).inc();
+        m.tsdb_lines_written.inc_by(self.lines as u64);
+        tracing::debug!(lines = self.lines, "batch written");
+    }
+}
+
+/// A batch write failed in a way worth retrying (timeout, 429, 5xx, connection refused).
+pub struct TsdbBatchFailed<'a> {
+    pub lines: usize,
+    pub error: &'a dyn Display,
+    pub retry_in: Duration,
+}
+
+impl TsdbBatchFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_batches.with_label_values(&["retry"]).inc();
+        limited(m, "tsdb_batch_failed", |held| {
+            tracing::warn!(
+                lines = self.lines,
+                retry_in_ms = self.retry_in.as_millis() as u64,
+                held_back = held,
+                "time-series write failed, will retry: {}",
+                self.error
+            )
+        });
+    }
+}
+
+/// The store refused a batch as malformed; it went to the dead-letter folder instead.
+pub struct TsdbBatchRejected<'a> {
+    pub lines: usize,
+    pub error: &'a dyn Display,
+    pub dead_letter: &'a dyn Display,
+}
+
+impl TsdbBatchRejected<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_batches.with_label_values(&["rejected"]).inc();
+        m.tsdb_lines_dropped
+            .with_label_values(&["rejected"])
+            .inc_by(self.lines as u64);
+        tracing::error!(lines = self.lines, dead_letter = %self.dead_letter, "time-series store rejected a batch: {}", self.error);
+    }
+}
+
+/// Lines were given up without reaching the store.
+pub struct TsdbLinesDropped {
+    pub lines: usize,
+    pub reason: &'static str,
+}
+
+impl TsdbLinesDropped {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_lines_dropped
+            .with_label_values(&[self.reason])
+            .inc_by(self.lines as u64);
+        limited(m, self.reason, |held| {
+            tracing::warn!(
+                lines = self.lines,
+                reason = self.reason,
+                held_back = held,
+                "time-series lines dropped"
+            )
+        });
+    }
+}
+
+/// A line could not be written in line protocol (a non-finite number, a newline in a name).
+pub struct LineUnwritable<'a> {
+    pub device: &'a str,
+    pub error: &'a dyn Display,
+}
+
+impl LineUnwritable<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_lines_dropped
+            .with_label_values(&["unwritable"])
+            .inc();
+        limited(m, "line_unwritable", |held| {
+            tracing::warn!(
+                device = self.device,
+                held_back = held,
+                "reading cannot be written as line protocol: {}",
+                self.error
+            )
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_logs_once_per_interval_and_reports_what_it_held_back() {
+        let l = LogLimiter::default();
+        let t0 = Instant::now();
+        assert_eq!(l.allow("x", t0), Some(0));
+        assert_eq!(l.allow("x", t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.allow("x", t0 + Duration::from_secs(2)), None);
+        assert_eq!(l.allow("y", t0 + Duration::from_secs(2)), Some(0));
+        assert_eq!(l.allow("x", t0 + LOG_INTERVAL), Some(2));
+    }
+
+    #[test]
+    fn rejections_count_every_time_even_when_the_log_is_quiet() {
+        let m = Metrics::new();
+        for _ in 0..5 {
+            MessageRejected {
+                reason: "bad_topic",
+                topic: "t",
+                detail: &"d",
+            }
+            .emit(&m);
+        }
+        assert_eq!(m.rejected.with_label_values(&["bad_topic"]).get(), 5);
+        assert_eq!(m.logs_suppressed.get(), 4);
+    }
+}

@@ -1,0 +1,186 @@
+//! The gateway's own Prometheus metrics, served at `/metrics`.
+//!
+//! One [`Metrics`] value per gateway (no process-wide registry, so tests run side by side). Code
+//! does not bump these counters directly: it emits an event from [`events`], which logs and counts
+//! in one place so neither half is forgotten.
+
+pub mod events;
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Messages taken from the broker, by channel (telemetry, event, status, other).
+    pub received: IntCounterVec,
+    /// Messages decoded, verified and handed on, by channel.
+    pub accepted: IntCounterVec,
+    /// Messages refused, by reason.
+    pub rejected: IntCounterVec,
+    /// Messages shed under overload, by reason.
+    pub dropped: IntCounterVec,
+    /// Whether the broker connection is up (1) or not (0).
+    pub mqtt_connected: IntGauge,
+    /// Broker connection failures.
+    pub mqtt_connection_errors: IntCounter,
+    /// Alerts opened, by rule and severity.
+    pub alerts_opened: IntCounterVec,
+    /// Repeats of an already open alert, by rule.
+    pub alerts_repeated: IntCounterVec,
+    /// Webhook delivery attempts, by outcome (delivered, failed).
+    pub notify_attempts: IntCounterVec,
+    /// Deliveries not yet accepted by their receiver.
+    pub notify_pending: IntGauge,
+    /// Alerts with nobody on duty or no webhook to reach them.
+    pub notify_unroutable: IntCounter,
+    /// Lines written to the time-series store.
+    pub tsdb_lines_written: IntCounter,
+    /// Batch write attempts, by outcome (ok, retry, rejected).
+    pub tsdb_batches: IntCounterVec,
+    /// Lines waiting for the store.
+    pub tsdb_pending_lines: IntGauge,
+    /// Lines given up, by reason (buffer_full, rejected, shutdown).
+    pub tsdb_lines_dropped: IntCounterVec,
+    /// Log lines held back by rate limiting.
+    pub logs_suppressed: IntCounter,
+    log_limit: events::LogLimiter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric definition is valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric definition is valid");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// A fresh set of metrics, all at zero.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            received: counter_vec(
+                &r,
+                "gridwatch_messages_received_total",
+                "Messages taken from the broker.",
+                &["channel"],
+            ),
+            accepted: counter_vec(
+                &r,
+                "gridwatch_messages_accepted_total",
+                "Messages decoded, verified and handed on.",
+                &["channel"],
+            ),
+            rejected: counter_vec(
+                &r,
+                "gridwatch_messages_rejected_total",
+                "Messages refused, by reason.",
+                &["reason"],
+            ),
+            dropped: counter_vec(
+                &r,
+                "gridwatch_messages_dropped_total",
+                "Messages shed under overload.",
+                &["reason"],
+            ),
+            mqtt_connected: gauge(
+                &r,
+                "gridwatch_mqtt_connected",
+                "1 while the broker connection is up.",
+            ),
+            mqtt_connection_errors: counter(
+                &r,
+                "gridwatch_mqtt_connection_errors_total",
+                "Broker connection failures.",
+            ),
+            alerts_opened: counter_vec(
+                &r,
+                "gridwatch_alerts_opened_total",
+                "Alerts opened.",
+                &["rule", "severity"],
+            ),
+            alerts_repeated: counter_vec(
+                &r,
+                "gridwatch_alerts_repeated_total",
+                "Repeats of an open alert.",
+                &["rule"],
+            ),
+            notify_attempts: counter_vec(
+                &r,
+                "gridwatch_notify_attempts_total",
+                "Webhook delivery attempts.",
+                &["outcome"],
+            ),
+            notify_pending: gauge(
+                &r,
+                "gridwatch_notify_pending",
+                "Deliveries not yet accepted by their receiver.",
+            ),
+            notify_unroutable: counter(
+                &r,
+                "gridwatch_notify_unroutable_total",
+                "Alerts with nobody on duty or no webhook.",
+            ),
+            tsdb_lines_written: counter(
+                &r,
+                "gridwatch_tsdb_lines_written_total",
+                "Lines written to the time-series store.",
+            ),
+            tsdb_batches: counter_vec(
+                &r,
+                "gridwatch_tsdb_batches_total",
+                "Batch write attempts.",
+                &["outcome"],
+            ),
+            tsdb_pending_lines: gauge(
+                &r,
+                "gridwatch_tsdb_pending_lines",
+                "Lines waiting for the store.",
+            ),
+            tsdb_lines_dropped: counter_vec(
+                &r,
+                "gridwatch_tsdb_lines_dropped_total",
+                "Lines given up.",
+                &["reason"],
+            ),
+            logs_suppressed: counter(
+                &r,
+                "gridwatch_logs_suppressed_total",
+                "Log lines held back by rate limiting.",
+            ),
+            log_limit: events::LogLimiter::default(),
+            registry: r,
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}

@@ -1,0 +1,442 @@
+//! The community registry: who and what the gateway knows.
+//!
+//! One TOML file names the community, its buildings and grids, every device (id, kind, building,
+//! grid, location), the grid workers and who is on duty for which grid. The registry, not a
+//! device's payload, decides a device's kind and place. Loading checks every id against the topic
+//! grammar and every reference against its target, and reports all problems at once with lines.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The device kinds this gateway understands.
+pub const KINDS: &[&str] = &["elevator", "manhole", "fire_passage", "sos"];
+
+/// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
+pub fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+/// A registered device with its place, as alerts and the time-series store describe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// Device id, unique in the community.
+    pub id: String,
+    /// Device kind, one of [`KINDS`].
+    pub kind: String,
+    /// Community id.
+    pub community: String,
+    /// Building id.
+    pub building: String,
+    /// Building name, for people.
+    pub building_name: String,
+    /// Grid id.
+    pub grid: String,
+    /// Grid name, for people.
+    pub grid_name: String,
+    /// Where in the building, for the worker who goes there.
+    pub location: String,
+}
+
+/// A grid worker and the ways to reach them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Worker {
+    /// Worker id.
+    pub id: String,
+    /// Name, for people.
+    pub name: String,
+    /// Phone number, shown to the control room.
+    pub phone: Option<String>,
+    /// Webhook that receives this worker's alerts (their app, a robot hook).
+    pub webhook: Option<String>,
+}
+
+/// The loaded, cross-checked registry.
+#[derive(Debug)]
+pub struct Registry {
+    /// Community id.
+    pub community: String,
+    /// Community name, for people.
+    pub community_name: String,
+    devices: HashMap<String, Arc<Device>>,
+    workers: HashMap<String, Arc<Worker>>,
+    on_duty: HashMap<String, String>,
+}
+
+impl Registry {
+    /// The device with this id.
+    pub fn device(&self, id: &str) -> Option<&Arc<Device>> {
+        self.devices.get(id)
+    }
+
+    /// All devices, in no particular order.
+    pub fn devices(&self) -> impl Iterator<Item = &Arc<Device>> {
+        self.devices.values()
+    }
+
+    /// The worker on duty for a grid.
+    pub fn on_duty(&self, grid: &str) -> Option<&Arc<Worker>> {
+        self.on_duty.get(grid).and_then(|w| self.workers.get(w))
+    }
+
+    /// Reads and checks a registry file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|problems| RegistryError::Invalid {
+            path: path.display().to_string(),
+            problems,
+        })
+    }
+
+    /// Parses and checks registry text, returning every problem found.
+    pub fn parse(text: &str) -> Result<Self, Vec<String>> {
+        let raw: RawRegistry = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        raw.check(text)
+    }
+}
+
+/// Why a registry could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The file could not be read.
+    #[error("cannot read registry file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file has problems.
+    #[error("registry file {path} has {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+type Id = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    community: RawCommunity,
+    #[serde(default)]
+    buildings: Vec<RawBuilding>,
+    #[serde(default)]
+    grids: Vec<RawGrid>,
+    #[serde(default)]
+    workers: Vec<RawWorker>,
+    #[serde(default)]
+    duty: Vec<RawDuty>,
+    #[serde(default)]
+    devices: Vec<RawDevice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommunity {
+    id: Id,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuilding {
+    id: Id,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrid {
+    id: Id,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    id: Id,
+    name: String,
+    phone: Option<String>,
+    webhook: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDuty {
+    grid: Id,
+    worker: Id,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: Id,
+    kind: Id,
+    building: Id,
+    grid: Id,
+    location: String,
+}
+
+struct Problems<'t> {
+    text: &'t str,
+    list: Vec<String>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, spanned: &Id, message: String) {
+        let line = crate::config::line_at(self.text, spanned.span().start);
+        self.list.push(format!("line {line}: {message}"));
+    }
+
+    /// Records an id that breaks the grammar or repeats, and returns whether it is usable.
+    fn unique_id(&mut self, what: &str, id: &Id, seen: &mut HashMap<String, ()>) -> bool {
+        if !is_id(id.get_ref()) {
+            self.at(
+                id,
+                format!(
+                    "{what} id {:?} must match [A-Za-z0-9_-]{{1,64}}",
+                    id.get_ref()
+                ),
+            );
+            false
+        } else if seen.insert(id.get_ref().clone(), ()).is_some() {
+            self.at(id, format!("{what} id {:?} is listed twice", id.get_ref()));
+            false
+        } else {
+            true
+        }
+    }
+}
+
+impl RawRegistry {
+    fn check(self, text: &str) -> Result<Registry, Vec<String>> {
+        let mut p = Problems {
+            text,
+            list: Vec::new(),
+        };
+        p.unique_id("community", &self.community.id, &mut HashMap::new());
+        let mut seen = HashMap::new();
+        let buildings: HashMap<&str, &str> = self
+            .buildings
+            .iter()
+            .filter(|b| p.unique_id("building", &b.id, &mut seen))
+            .map(|b| (b.id.get_ref().as_str(), b.name.as_str()))
+            .collect();
+        let mut seen = HashMap::new();
+        let grids: HashMap<&str, &str> = self
+            .grids
+            .iter()
+            .filter(|g| p.unique_id("grid", &g.id, &mut seen))
+            .map(|g| (g.id.get_ref().as_str(), g.name.as_str()))
+            .collect();
+        let mut seen = HashMap::new();
+        let mut workers = HashMap::new();
+        for w in &self.workers {
+            if !p.unique_id("worker", &w.id, &mut seen) {
+                continue;
+            }
+            if let Some(url) = &w.webhook {
+                match reqwest::Url::parse(url.get_ref()) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => p.at(
+                        url,
+                        format!(
+                            "webhook {:?} must be an http:// or https:// URL",
+                            url.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let worker = Worker {
+                id: w.id.get_ref().clone(),
+                name: w.name.clone(),
+                phone: w.phone.clone(),
+                webhook: w.webhook.as_ref().map(|u| u.get_ref().clone()),
+            };
+            workers.insert(worker.id.clone(), Arc::new(worker));
+        }
+        let mut on_duty = HashMap::new();
+        for d in &self.duty {
+            if !grids.contains_key(d.grid.get_ref().as_str()) {
+                p.at(
+                    &d.grid,
+                    format!(
+                        "duty names grid {:?}, which is not in [[grids]]",
+                        d.grid.get_ref()
+                    ),
+                );
+            } else if !workers.contains_key(d.worker.get_ref()) {
+                p.at(
+                    &d.worker,
+                    format!(
+                        "duty names worker {:?}, which is not in [[workers]]",
+                        d.worker.get_ref()
+                    ),
+                );
+            } else if on_duty
+                .insert(d.grid.get_ref().clone(), d.worker.get_ref().clone())
+                .is_some()
+            {
+                p.at(
+                    &d.grid,
+                    format!(
+                        "grid {:?} has two workers on duty; keep one",
+                        d.grid.get_ref()
+                    ),
+                );
+            }
+        }
+        let community = self.community.id.get_ref().clone();
+        let mut seen = HashMap::new();
+        let mut devices = HashMap::new();
+        for d in &self.devices {
+            let mut ok = p.unique_id("device", &d.id, &mut seen);
+            if !KINDS.contains(&d.kind.get_ref().as_str()) {
+                p.at(
+                    &d.kind,
+                    format!(
+                        "kind {:?} is not one of {}",
+                        d.kind.get_ref(),
+                        KINDS.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+            let building = buildings.get(d.building.get_ref().as_str());
+            if building.is_none() {
+                p.at(
+                    &d.building,
+                    format!(
+                        "building {:?} is not in [[buildings]]",
+                        d.building.get_ref()
+                    ),
+                );
+            }
+            let grid = grids.get(d.grid.get_ref().as_str());
+            if grid.is_none() {
+                p.at(
+                    &d.grid,
+                    format!("grid {:?} is not in [[grids]]", d.grid.get_ref()),
+                );
+            }
+            if let (true, Some(building_name), Some(grid_name)) = (ok, building, grid) {
+                let device = Device {
+                    id: d.id.get_ref().clone(),
+                    kind: d.kind.get_ref().clone(),
+                    community: community.clone(),
+                    building: d.building.get_ref().clone(),
+                    building_name: (*building_name).to_owned(),
+                    grid: d.grid.get_ref().clone(),
+                    grid_name: (*grid_name).to_owned(),
+                    location: d.location.clone(),
+                };
+                devices.insert(device.id.clone(), Arc::new(device));
+            }
+        }
+        if !p.list.is_empty() {
+            return Err(p.list);
+        }
+        Ok(Registry {
+            community,
+            community_name: self.community.name,
+            devices,
+            workers,
+            on_duty,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[community]
+id = "yangguang"
+name = "阳光社区"
+
+[[buildings]]
+id = "b1"
+name = "1号楼"
+
+[[grids]]
+id = "g1"
+name = "第一网格"
+
+[[workers]]
+id = "w1"
+name = "王芳"
+webhook = "http://127.0.0.1:9/hook"
+
+[[duty]]
+grid = "g1"
+worker = "w1"
+
+[[devices]]
+id = "sos-101"
+kind = "sos"
+building = "b1"
+grid = "g1"
+location = "1单元101室"
+"#;
+
+    #[test]
+    fn a_good_registry_resolves_devices_and_duty() {
+        let r = Registry::parse(GOOD).unwrap();
+        let d = r.device("sos-101").unwrap();
+        assert_eq!(
+            (d.kind.as_str(), d.building_name.as_str(), d.grid.as_str()),
+            ("sos", "1号楼", "g1")
+        );
+        assert_eq!(d.community, "yangguang");
+        assert_eq!(r.on_duty("g1").unwrap().name, "王芳");
+        assert!(r.on_duty("g2").is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let bad = GOOD
+            .replace("kind = \"sos\"", "kind = \"toaster\"")
+            .replace("building = \"b1\"", "building = \"b9\"")
+            .replace("worker = \"w1\"", "worker = \"w7\"")
+            .replace("id = \"sos-101\"", "id = \"sos 101\"");
+        let problems = Registry::parse(&bad).unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("line 21: duty names worker \"w7\""),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with("line 24: device id \"sos 101\""),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[2].starts_with("line 25: kind \"toaster\""),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[3].starts_with("line 26: building \"b9\""),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let problems = Registry::parse(&GOOD.replace("location =", "locaton =")).unwrap_err();
+        assert!(problems[0].contains("locaton"), "{problems:?}");
+    }
+
+    #[test]
+    fn ids_follow_the_topic_grammar() {
+        assert!(is_id("sos-101_A"));
+        assert!(!is_id(""));
+        assert!(!is_id("a/b"));
+        assert!(!is_id("a+b"));
+        assert!(!is_id(&"x".repeat(65)));
+    }
+}
