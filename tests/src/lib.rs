@@ -1,1 +1,408 @@
-//! Harness
+//! Real servers for Gridwatch's end-to-end tests, started per test as child processes.
+//!
+//! Mosquitto and VictoriaMetrics run from Debian's packages (`scripts/test` installs them), each on
+//! a free loopback port with its own temporary data folder, and are killed when dropped. Nothing
+//! here is a stand-in for a server the gateway depends on; the webhook receiver plays the part of
+//! the grid worker's app, which is the test's own end of the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use gridwatch_gateway::config::{Config, Secrets, StoreBackend};
+use gridwatch_gateway::registry::Registry;
+use gridwatch_gateway::Gateway;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use tempfile::TempDir;
+use tokio::sync::{mpsc, Mutex};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The first of `candidates` that exists, or an error that says how to install it.
+fn find_binary(env: &str, candidates: &[&str], package: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Ok(PathBuf::from(p));
+    }
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .with_context(|| format!("{package} is not installed: run scripts/test, or apt-get install {package} (or set {env})"))
+}
+
+fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not listen on port {port} within 20 s: {}", std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// A Mosquitto broker with persistence on and queue limits far above what a test sends.
+pub struct Mosquitto {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker; returns once it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = find_binary("GRIDWATCH_MOSQUITTO", &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"], "mosquitto")?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        let log = dir.path().join("mosquitto.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                 max_queued_messages 100000\nmax_inflight_messages 20\nuser root\nlog_dest file {}\n",
+                dir.path().display(),
+                log.display()
+            ),
+        )?;
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)
+            .spawn()
+            .context("starting mosquitto")?;
+        wait_for_port(port, &mut child, &dir.path().join("stderr.log"), "mosquitto")?;
+        Ok(Self { port, child, _dir: dir })
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A VictoriaMetrics server, set up so that what was written is readable at once.
+pub struct VictoriaMetrics {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+/// One series from VictoriaMetrics' export API.
+#[derive(Debug, serde::Deserialize)]
+pub struct Series {
+    /// Labels, `__name__` included.
+    pub metric: std::collections::BTreeMap<String, String>,
+    /// Values, oldest first.
+    pub values: Vec<f64>,
+    /// Timestamps in milliseconds.
+    pub timestamps: Vec<i64>,
+}
+
+impl VictoriaMetrics {
+    /// Starts a server; returns once it answers `/health`.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = find_binary("GRIDWATCH_VICTORIA_METRICS", &["/usr/bin/victoria-metrics"], "victoria-metrics")?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let log = dir.path().join("vm.log");
+        let mut child = Command::new(bin)
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+            .args(["-search.disableCache", "-search.latencyOffset=0s", "-loggerLevel=ERROR"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting victoria-metrics")?;
+        wait_for_port(port, &mut child, &log, "victoria-metrics")?;
+        Ok(Self { port, child, _dir: dir })
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every series matching a selector, read after a forced flush.
+    pub async fn export(&self, selector: &str) -> anyhow::Result<Vec<Series>> {
+        let http = reqwest::Client::new();
+        http.get(format!("{}/internal/force_flush", self.url())).send().await?.error_for_status()?;
+        let text = http
+            .get(format!("{}/api/v1/export", self.url()))
+            .query(&[("match[]", selector)])
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request the webhook receiver got.
+#[derive(Debug)]
+pub struct Received {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its raw body.
+    pub body: Bytes,
+    /// The status the receiver answered.
+    pub answered: StatusCode,
+}
+
+impl Received {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("webhook bodies are JSON")
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+/// The grid worker's end: records every request and can refuse the first few with 503.
+pub struct WebhookReceiver {
+    /// Its address.
+    pub addr: SocketAddr,
+    rx: Mutex<mpsc::UnboundedReceiver<Received>>,
+}
+
+impl WebhookReceiver {
+    /// Starts a receiver that answers 503 to its first `fail_first` requests.
+    pub async fn start(fail_first: usize) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let failures = Arc::new(AtomicUsize::new(fail_first));
+        let app = axum::Router::new().route(
+            "/{*path}",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let tx = tx.clone();
+                let failures = failures.clone();
+                async move {
+                    let fail = failures
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    let answered = if fail { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+                    let _ = tx.send(Received { headers, body, answered });
+                    answered
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { addr, rx: Mutex::new(rx) })
+    }
+
+    /// The URL for a worker.
+    pub fn url(&self, worker: &str) -> String {
+        format!("http://{}/{worker}", self.addr)
+    }
+
+    /// The next request, waiting at most `within`.
+    pub async fn next(&self, within: Duration) -> anyhow::Result<Received> {
+        tokio::time::timeout(within, self.rx.lock().await.recv())
+            .await
+            .context("no webhook arrived in time")?
+            .context("receiver stopped")
+    }
+}
+
+/// The test community: one building, two grids, a worker on duty for each.
+pub fn registry_text(hook: &WebhookReceiver) -> String {
+    format!(
+        r#"
+[community]
+id = "yg"
+name = "阳光社区"
+
+[[buildings]]
+id = "b3"
+name = "3号楼"
+
+[[grids]]
+id = "g1"
+name = "第一网格"
+
+[[grids]]
+id = "g2"
+name = "第二网格"
+
+[[workers]]
+id = "w-wang"
+name = "王芳"
+webhook = "{}"
+
+[[workers]]
+id = "w-li"
+name = "李军"
+webhook = "{}"
+
+[[duty]]
+grid = "g1"
+worker = "w-wang"
+
+[[duty]]
+grid = "g2"
+worker = "w-li"
+
+[[devices]]
+id = "sos-301"
+kind = "sos"
+building = "b3"
+grid = "g2"
+location = "2单元301室"
+
+[[devices]]
+id = "mh-1"
+kind = "manhole"
+building = "b3"
+grid = "g1"
+location = "东门"
+
+[[devices]]
+id = "mh-2"
+kind = "manhole"
+building = "b3"
+grid = "g1"
+location = "西门"
+"#,
+        hook.url("w-wang"),
+        hook.url("w-li")
+    )
+}
+
+/// A webhook signing secret for tests.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A gateway wired to real servers, and the folder it writes to.
+pub struct TestGateway {
+    /// The running gateway.
+    pub gateway: Gateway,
+    /// Its HTTP base URL.
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl TestGateway {
+    /// Starts the gateway against `mosquitto` and `vm` with the test registry; returns once ready.
+    pub async fn start(mosquitto: &Mosquitto, vm: &VictoriaMetrics, hook: &WebhookReceiver) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut c = Config::default();
+        c.mqtt.port = mosquitto.port;
+        c.http.listen = "127.0.0.1:0".parse()?;
+        c.store.backend = StoreBackend::Influx;
+        c.store.influx.url = vm.url();
+        c.store.batch_lines = 100;
+        c.store.flush_interval_ms = 100;
+        c.store.dead_letter_path = dir.path().join("dead-letter");
+        c.notify.retry_min_ms = 100;
+        let registry = Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+        let secrets = Secrets { webhook_secret: Some(WEBHOOK_SECRET.into()), ..Secrets::default() };
+        let gateway = Gateway::start(c, registry, secrets).await?;
+        let url = format!("http://{}", gateway.http_addr());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(format!("{url}/readyz")).await.map(|r| r.status().is_success());
+            if matches!(ready, Ok(true)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("gateway not ready within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The gateway subscribes right after its ConnAck; give the SUBACK a moment to land.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(Self { gateway, url, _dir: dir })
+    }
+
+    /// The gateway's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.url)).await?.text().await?)
+    }
+}
+
+/// The sum of every sample of a metric whose name and labels start with `prefix`.
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(prefix) && matches!(l.as_bytes().get(prefix.len()), Some(b' ' | b'{' | b',' | b'}')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A device-side MQTT client whose event loop runs in the background.
+pub struct Device {
+    client: AsyncClient,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Device {
+    /// Connects with client id `id`.
+    pub fn connect(port: u16, id: &str) -> Self {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(opts, 2000);
+        let task = tokio::spawn(async move {
+            loop {
+                if eventloop.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { client, _task: task }
+    }
+
+    /// Publishes at QoS 1.
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> anyhow::Result<()> {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await?;
+        Ok(())
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("condition not met within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
