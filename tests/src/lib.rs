@@ -49,11 +49,17 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) -> anyhow
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
-            bail!("{what} exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+            bail!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{what} did not listen on port {port} within 20 s: {}", std::fs::read_to_string(log).unwrap_or_default())
+    bail!(
+        "{what} did not listen on port {port} within 20 s: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
 }
 
 /// A Mosquitto broker with persistence on and queue limits far above what a test sends.
@@ -67,7 +73,11 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker; returns once it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
-        let bin = find_binary("GRIDWATCH_MOSQUITTO", &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"], "mosquitto")?;
+        let bin = find_binary(
+            "GRIDWATCH_MOSQUITTO",
+            &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"],
+            "mosquitto",
+        )?;
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
@@ -88,8 +98,17 @@ impl Mosquitto {
             .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)
             .spawn()
             .context("starting mosquitto")?;
-        wait_for_port(port, &mut child, &dir.path().join("stderr.log"), "mosquitto")?;
-        Ok(Self { port, child, _dir: dir })
+        wait_for_port(
+            port,
+            &mut child,
+            &dir.path().join("stderr.log"),
+            "mosquitto",
+        )?;
+        Ok(Self {
+            port,
+            child,
+            _dir: dir,
+        })
     }
 }
 
@@ -120,22 +139,41 @@ pub struct Series {
 }
 
 impl VictoriaMetrics {
-    /// Starts a server; returns once it answers `/health`.
+    /// Starts a server on a free port; returns once it listens.
     pub fn start() -> anyhow::Result<Self> {
-        let bin = find_binary("GRIDWATCH_VICTORIA_METRICS", &["/usr/bin/victoria-metrics"], "victoria-metrics")?;
+        Self::start_on(free_port())
+    }
+
+    /// Starts a server on `port`; returns once it listens.
+    pub fn start_on(port: u16) -> anyhow::Result<Self> {
+        let bin = find_binary(
+            "GRIDWATCH_VICTORIA_METRICS",
+            &["/usr/bin/victoria-metrics"],
+            "victoria-metrics",
+        )?;
         let dir = tempfile::tempdir()?;
-        let port = free_port();
         let log = dir.path().join("vm.log");
         let mut child = Command::new(bin)
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
-            .args(["-search.disableCache", "-search.latencyOffset=0s", "-loggerLevel=ERROR"])
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.path().join("data").display()
+            ))
+            .args([
+                "-search.disableCache",
+                "-search.latencyOffset=0s",
+                "-loggerLevel=ERROR",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("starting victoria-metrics")?;
         wait_for_port(port, &mut child, &log, "victoria-metrics")?;
-        Ok(Self { port, child, _dir: dir })
+        Ok(Self {
+            port,
+            child,
+            _dir: dir,
+        })
     }
 
     /// Its base URL.
@@ -146,7 +184,10 @@ impl VictoriaMetrics {
     /// Every series matching a selector, read after a forced flush.
     pub async fn export(&self, selector: &str) -> anyhow::Result<Vec<Series>> {
         let http = reqwest::Client::new();
-        http.get(format!("{}/internal/force_flush", self.url())).send().await?.error_for_status()?;
+        http.get(format!("{}/internal/force_flush", self.url()))
+            .send()
+            .await?
+            .error_for_status()?;
         let text = http
             .get(format!("{}/api/v1/export", self.url()))
             .query(&[("match[]", selector)])
@@ -185,7 +226,10 @@ impl Received {
 
     /// A header as text.
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -210,8 +254,16 @@ impl WebhookReceiver {
                     let fail = failures
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok();
-                    let answered = if fail { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-                    let _ = tx.send(Received { headers, body, answered });
+                    let answered = if fail {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    };
+                    let _ = tx.send(Received {
+                        headers,
+                        body,
+                        answered,
+                    });
                     answered
                 }
             }),
@@ -219,7 +271,10 @@ impl WebhookReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { addr, rx: Mutex::new(rx) })
+        Ok(Self {
+            addr,
+            rx: Mutex::new(rx),
+        })
     }
 
     /// The URL for a worker.
@@ -314,24 +369,44 @@ pub struct TestGateway {
 
 impl TestGateway {
     /// Starts the gateway against `mosquitto` and `vm` with the test registry; returns once ready.
-    pub async fn start(mosquitto: &Mosquitto, vm: &VictoriaMetrics, hook: &WebhookReceiver) -> anyhow::Result<Self> {
+    pub async fn start(
+        mosquitto: &Mosquitto,
+        vm: &VictoriaMetrics,
+        hook: &WebhookReceiver,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_store(mosquitto, &vm.url(), hook).await
+    }
+
+    /// Starts the gateway with its store at `store_url`, which need not be up yet.
+    pub async fn start_with_store(
+        mosquitto: &Mosquitto,
+        store_url: &str,
+        hook: &WebhookReceiver,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut c = Config::default();
         c.mqtt.port = mosquitto.port;
         c.http.listen = "127.0.0.1:0".parse()?;
         c.store.backend = StoreBackend::Influx;
-        c.store.influx.url = vm.url();
+        c.store.influx.url = store_url.to_owned();
+        c.store.retry_max_ms = 1000;
         c.store.batch_lines = 100;
         c.store.flush_interval_ms = 100;
         c.store.dead_letter_path = dir.path().join("dead-letter");
         c.notify.retry_min_ms = 100;
-        let registry = Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-        let secrets = Secrets { webhook_secret: Some(WEBHOOK_SECRET.into()), ..Secrets::default() };
+        let registry =
+            Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+        let secrets = Secrets {
+            webhook_secret: Some(WEBHOOK_SECRET.into()),
+            ..Secrets::default()
+        };
         let gateway = Gateway::start(c, registry, secrets).await?;
         let url = format!("http://{}", gateway.http_addr());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = reqwest::get(format!("{url}/readyz")).await.map(|r| r.status().is_success());
+            let ready = reqwest::get(format!("{url}/readyz"))
+                .await
+                .map(|r| r.status().is_success());
             if matches!(ready, Ok(true)) {
                 break;
             }
@@ -342,12 +417,19 @@ impl TestGateway {
         }
         // The gateway subscribes right after its ConnAck; give the SUBACK a moment to land.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok(Self { gateway, url, _dir: dir })
+        Ok(Self {
+            gateway,
+            url,
+            _dir: dir,
+        })
     }
 
     /// The gateway's `/metrics` text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(reqwest::get(format!("{}/metrics", self.url)).await?.text().await?)
+        Ok(reqwest::get(format!("{}/metrics", self.url))
+            .await?
+            .text()
+            .await?)
     }
 }
 
@@ -355,7 +437,13 @@ impl TestGateway {
 pub fn metric_sum(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(prefix) && matches!(l.as_bytes().get(prefix.len()), Some(b' ' | b'{' | b',' | b'}')))
+        .filter(|l| {
+            l.starts_with(prefix)
+                && matches!(
+                    l.as_bytes().get(prefix.len()),
+                    Some(b' ' | b'{' | b',' | b'}')
+                )
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -379,12 +467,17 @@ impl Device {
                 }
             }
         });
-        Self { client, _task: task }
+        Self {
+            client,
+            _task: task,
+        }
     }
 
     /// Publishes at QoS 1.
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> anyhow::Result<()> {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await?;
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await?;
         Ok(())
     }
 }

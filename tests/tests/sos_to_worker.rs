@@ -3,12 +3,18 @@
 
 use std::time::Duration;
 
-use gridwatch_e2e::{eventually, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver, WEBHOOK_SECRET};
+use gridwatch_e2e::{
+    eventually, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
+    WEBHOOK_SECRET,
+};
 use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
 use gridwatch_gateway::notify::signing::Signer;
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn encode(msg: &Message<'_>) -> Vec<u8> {
@@ -18,14 +24,36 @@ fn encode(msg: &Message<'_>) -> Vec<u8> {
 }
 
 fn sos(seq: u64) -> Vec<u8> {
-    encode(&Message { ts: now_ms(), seq, kind: "sos", event: Some("sos_pressed"), data: Readings::new(), mac: None })
+    encode(&Message {
+        ts: now_ms(),
+        seq,
+        kind: "sos",
+        event: Some("sos_pressed"),
+        data: Readings::new(),
+        mac: None,
+    })
 }
 
 fn manhole(ts: u64, seq: u64, tilt: f64) -> Vec<u8> {
     let mut data = Readings::new();
-    data.push(Reading { name: "tilt_deg", value: Value::Number(tilt) }).unwrap();
-    data.push(Reading { name: "cover_open", value: Value::Bool(false) }).unwrap();
-    encode(&Message { ts, seq, kind: "manhole", event: None, data, mac: None })
+    data.push(Reading {
+        name: "tilt_deg",
+        value: Value::Number(tilt),
+    })
+    .unwrap();
+    data.push(Reading {
+        name: "cover_open",
+        value: Value::Bool(false),
+    })
+    .unwrap();
+    encode(&Message {
+        ts,
+        seq,
+        kind: "manhole",
+        event: None,
+        data,
+        mac: None,
+    })
 }
 
 /// received = accepted + rejected + dropped: every message is accounted for.
@@ -38,13 +66,16 @@ fn assert_accounted(metrics: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted() -> anyhow::Result<()> {
+async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted(
+) -> anyhow::Result<()> {
     let mosquitto = Mosquitto::start()?;
     let vm = VictoriaMetrics::start()?;
     let hook = WebhookReceiver::start(2).await?;
     let gw = TestGateway::start(&mosquitto, &vm, &hook).await?;
 
-    Device::connect(mosquitto.port, "sos-301").publish("gw/v1/yg/sos-301/event", sos(1)).await?;
+    Device::connect(mosquitto.port, "sos-301")
+        .publish("gw/v1/yg/sos-301/event", sos(1))
+        .await?;
 
     let attempts = [
         hook.next(Duration::from_secs(20)).await?,
@@ -54,7 +85,10 @@ async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted()
     let statuses: Vec<u16> = attempts.iter().map(|a| a.answered.as_u16()).collect();
     assert_eq!(statuses, [503, 503, 200]);
     let ids: Vec<&str> = attempts.iter().map(|a| a.header("webhook-id")).collect();
-    assert!(!ids[0].is_empty() && ids.iter().all(|id| *id == ids[0]), "one idempotency id for every attempt: {ids:?}");
+    assert!(
+        !ids[0].is_empty() && ids.iter().all(|id| *id == ids[0]),
+        "one idempotency id for every attempt: {ids:?}"
+    );
 
     let accepted = &attempts[2];
     let body = accepted.json();
@@ -63,26 +97,44 @@ async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted()
     assert_eq!(alert["rule"], "sos_pressed");
     assert_eq!(alert["severity"], "critical");
     assert_eq!(alert["state"], "firing");
-    assert_eq!(alert["assignee"]["id"], "w-li", "the worker on duty for grid g2");
+    assert_eq!(
+        alert["assignee"]["id"], "w-li",
+        "the worker on duty for grid g2"
+    );
     assert_eq!(alert["device"]["id"], "sos-301");
     assert_eq!(alert["device"]["kind"], "sos");
     assert_eq!(alert["device"]["community"], "yg");
     assert_eq!(alert["device"]["building"], "b3");
     assert_eq!(alert["device"]["grid"], "g2");
     assert_eq!(alert["device"]["location"], "2单元301室");
-    assert!(alert["message"].as_str().unwrap().contains("3号楼2单元301室"), "{alert}");
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains("3号楼2单元301室"),
+        "{alert}"
+    );
     assert!(alert["messages"]["en"].as_str().unwrap().contains("SOS"));
 
     let ts: u64 = accepted.header("webhook-timestamp").parse()?;
     let expected = Signer::from_secret(WEBHOOK_SECRET)?.sign(ids[0], ts, &accepted.body);
     assert_eq!(accepted.header("webhook-signature"), expected);
 
-    let listed: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", gw.url)).await?.json().await?;
+    let listed: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", gw.url))
+        .await?
+        .json()
+        .await?;
     assert_eq!(listed["alerts"][0]["alert_id"], alert["alert_id"]);
 
     let m = gw.metrics().await?;
-    assert_eq!(metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"failed\""), 2.0);
-    assert_eq!(metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"delivered\""), 1.0);
+    assert_eq!(
+        metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"failed\""),
+        2.0
+    );
+    assert_eq!(
+        metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"delivered\""),
+        1.0
+    );
     gw.gateway.shutdown().await;
     Ok(())
 }
@@ -95,10 +147,17 @@ async fn a_thousand_readings_all_reach_victoriametrics() -> anyhow::Result<()> {
     let gw = TestGateway::start(&mosquitto, &vm, &hook).await?;
 
     let t0 = now_ms() - 60_000;
-    let devices = [("mh-1", Device::connect(mosquitto.port, "mh-1")), ("mh-2", Device::connect(mosquitto.port, "mh-2"))];
+    let devices = [
+        ("mh-1", Device::connect(mosquitto.port, "mh-1")),
+        ("mh-2", Device::connect(mosquitto.port, "mh-2")),
+    ];
     for i in 0..500u64 {
         for (id, dev) in &devices {
-            dev.publish(&format!("gw/v1/yg/{id}/telemetry"), manhole(t0 + i, i + 1, i as f64 / 100.0)).await?;
+            dev.publish(
+                &format!("gw/v1/yg/{id}/telemetry"),
+                manhole(t0 + i, i + 1, i as f64 / 100.0),
+            )
+            .await?;
         }
     }
 
@@ -119,7 +178,13 @@ async fn a_thousand_readings_all_reach_victoriametrics() -> anyhow::Result<()> {
     }
 
     let m = gw.metrics().await?;
-    assert_eq!(metric_sum(&m, "gridwatch_messages_accepted_total{channel=\"telemetry\""), 1000.0);
+    assert_eq!(
+        metric_sum(
+            &m,
+            "gridwatch_messages_accepted_total{channel=\"telemetry\""
+        ),
+        1000.0
+    );
     assert_eq!(metric_sum(&m, "gridwatch_tsdb_lines_written_total"), 1000.0);
     assert_accounted(&m);
     gw.gateway.shutdown().await;
@@ -127,18 +192,25 @@ async fn a_thousand_readings_all_reach_victoriametrics() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_rejected_and_counted_while_a_following_sos_gets_through() -> anyhow::Result<()> {
+async fn bad_input_is_rejected_and_counted_while_a_following_sos_gets_through() -> anyhow::Result<()>
+{
     let mosquitto = Mosquitto::start()?;
     let vm = VictoriaMetrics::start()?;
     let hook = WebhookReceiver::start(0).await?;
     let gw = TestGateway::start(&mosquitto, &vm, &hook).await?;
 
     let attacker = Device::connect(mosquitto.port, "somebody");
-    attacker.publish("gw/v1/yg/sos-301/event", &b"{\"v\":1,\"ts\":oops"[..]).await?;
+    attacker
+        .publish("gw/v1/yg/sos-301/event", &b"{\"v\":1,\"ts\":oops"[..])
+        .await?;
     attacker.publish("gw/v1/yg/sos-999/event", sos(1)).await?;
     attacker.publish("gw/v1/yg/bad.id/event", sos(1)).await?;
-    attacker.publish("gw/v1/yg/mh-1/telemetry", &b"\xff\xfe"[..]).await?;
-    Device::connect(mosquitto.port, "sos-301").publish("gw/v1/yg/sos-301/event", sos(7)).await?;
+    attacker
+        .publish("gw/v1/yg/mh-1/telemetry", &b"\xff\xfe"[..])
+        .await?;
+    Device::connect(mosquitto.port, "sos-301")
+        .publish("gw/v1/yg/sos-301/event", sos(7))
+        .await?;
 
     let got = hook.next(Duration::from_secs(20)).await?;
     assert_eq!(got.json()["data"]["device"]["id"], "sos-301");
@@ -148,9 +220,24 @@ async fn bad_input_is_rejected_and_counted_while_a_following_sos_gets_through() 
         Ok((metric_sum(&m, "gridwatch_messages_received_total") >= 5.0).then_some(m))
     })
     .await?;
-    assert_eq!(metric_sum(&m, "gridwatch_messages_rejected_total{reason=\"malformed\""), 2.0, "{m}");
-    assert_eq!(metric_sum(&m, "gridwatch_messages_rejected_total{reason=\"unknown_device\""), 1.0, "{m}");
-    assert_eq!(metric_sum(&m, "gridwatch_messages_rejected_total{reason=\"bad_topic\""), 1.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "gridwatch_messages_rejected_total{reason=\"malformed\""),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "gridwatch_messages_rejected_total{reason=\"unknown_device\""
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_sum(&m, "gridwatch_messages_rejected_total{reason=\"bad_topic\""),
+        1.0,
+        "{m}"
+    );
     assert_eq!(metric_sum(&m, "gridwatch_alerts_opened_total"), 1.0);
     assert_accounted(&m);
     gw.gateway.shutdown().await;

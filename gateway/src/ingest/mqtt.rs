@@ -136,7 +136,22 @@ impl MqttDriver {
             }
         }
         self.metrics.mqtt_connected.set(0);
-        let _ = self.client.try_disconnect();
+        self.disconnect().await;
+    }
+
+    /// Says goodbye to the broker, so it does not publish a will or wait out the keep-alive.
+    async fn disconnect(&mut self) {
+        if self.client.try_disconnect().is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(event) = self.eventloop.poll().await {
+                if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Puts one publish on its queue; false when the pipeline has stopped.
