@@ -33,5 +33,7 @@ pub mod notify;
 pub mod sinks;
 // beside the line: the HTTP API
 pub mod http;
+// stage 3: durable before acknowledged
+pub mod journal;
 
 pub use app::Gateway;

@@ -1,0 +1,556 @@
+//! Stage 3: the journal. Every accepted message is written here and fsync'd before the broker gets
+//! its PUBACK; downstream stages read it back and confirm what they have finished with.
+//!
+//! On disk: a folder of segments named `{id:020}.seg`, each a run of records
+//!
+//! ```text
+//! [len: u32 LE][crc32(body): u32 LE][body: len bytes]
+//! body = [class: u8][received_ms: u64 LE][topic_len: u16 LE][topic][payload]
+//! ```
+//!
+//! - Records are staged in memory, then written and fsync'd a group at a time ([`Journal::commit`]):
+//!   one fsync covers every message that arrived while the previous one ran.
+//! - A group never straddles two segments; a new segment starts once the current one passed
+//!   `segment_bytes`.
+//! - Consumers (the time-series sink, the alert outbox) keep their own cursor; a segment is deleted
+//!   only when every cursor is past it ([`Journal::release`]).
+//! - Beyond `max_bytes` the oldest segment is dropped even if a consumer has not read it, but its
+//!   event records are first copied to the end: telemetry is shed, events never ([`Journal::enforce_budget`]).
+//! - On open, a torn or corrupt tail of the newest segment is cut off, and an older segment with a
+//!   bad record is moved to `quarantine/`; both are counted, and the gateway starts either way.
+
+pub mod cursor;
+pub mod record;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub use cursor::Cursor;
+pub use record::{Class, Record};
+
+/// A place in the journal: a segment and a byte offset in it. Orders by segment, then offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Segment id.
+    pub segment: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+}
+
+/// Size limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A new segment starts once the current one has this many bytes.
+    pub segment_bytes: u64,
+    /// The most the journal may hold on disk before the oldest telemetry is dropped.
+    pub max_bytes: u64,
+}
+
+/// What opening the journal found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Records found intact.
+    pub records: u64,
+    /// Bytes cut off the newest segment's tail (a write torn by a crash).
+    pub torn_bytes: u64,
+    /// Older segments with a bad record, moved to `quarantine/`.
+    pub quarantined: Vec<PathBuf>,
+}
+
+/// What dropping a segment for the disk budget cost.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shed {
+    /// Telemetry records that were not yet past `cursor` and are gone.
+    pub telemetry_lost: u64,
+    /// Event records copied to the end of the journal instead.
+    pub events_kept: u64,
+}
+
+/// A staged group taken out for writing: its bytes, where they go, and the file to write them to.
+pub struct Group {
+    at: Position,
+    bytes: Vec<u8>,
+    file: File,
+}
+
+impl Group {
+    /// Writes and fsyncs the group without holding the journal; returns where it ends.
+    pub fn write(&self) -> io::Result<Position> {
+        let mut f = &self.file;
+        f.write_all(&self.bytes)?;
+        f.sync_data()?;
+        Ok(Position {
+            segment: self.at.segment,
+            offset: self.at.offset + self.bytes.len() as u64,
+        })
+    }
+
+    /// Records in the group.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The journal writer. One per gateway; the pipeline stages and commits, consumers release.
+pub struct Journal {
+    dir: PathBuf,
+    limits: Limits,
+    /// Every segment on disk with its committed length, oldest first.
+    segments: BTreeMap<u64, u64>,
+    active: Option<(u64, File)>,
+    staged: Vec<u8>,
+    /// Where the staged group will start; `None` when nothing is staged.
+    staged_at: Option<Position>,
+    /// Where the group being written ends, while one is.
+    writing_end: Option<Position>,
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+/// Reads whole records from `bytes`; returns how many bytes they span and how many there are.
+fn scan(bytes: &[u8]) -> (usize, u64) {
+    let mut at = 0;
+    let mut n = 0;
+    while let Some((_, len)) = record::parse(&bytes[at..]) {
+        at += len;
+        n += 1;
+    }
+    (at, n)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`, repairing what a crash left behind.
+    pub fn open(dir: &Path, limits: Limits) -> io::Result<(Self, Recovery)> {
+        fs::create_dir_all(dir)?;
+        let mut ids: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        let mut recovery = Recovery::default();
+        let mut segments = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let path = segment_path(dir, *id);
+            let mut bytes = Vec::new();
+            File::open(&path)?.read_to_end(&mut bytes)?;
+            let (good, n) = scan(&bytes);
+            recovery.records += n;
+            if good < bytes.len() {
+                if i + 1 == ids.len() {
+                    // The newest segment: a crash tore its last write. Keep what is whole.
+                    let f = OpenOptions::new().write(true).open(&path)?;
+                    f.set_len(good as u64)?;
+                    f.sync_all()?;
+                    recovery.torn_bytes = (bytes.len() - good) as u64;
+                } else {
+                    let q = dir.join("quarantine");
+                    fs::create_dir_all(&q)?;
+                    let to = q.join(path.file_name().expect("segment paths have names"));
+                    fs::rename(&path, &to)?;
+                    recovery.records -= n;
+                    recovery.quarantined.push(to);
+                    continue;
+                }
+            }
+            segments.insert(*id, good as u64);
+        }
+        let journal = Self {
+            dir: dir.to_owned(),
+            limits,
+            segments,
+            active: None,
+            staged: Vec::new(),
+            staged_at: None,
+            writing_end: None,
+        };
+        Ok((journal, recovery))
+    }
+
+    /// Where the committed records end.
+    pub fn end(&self) -> Position {
+        match self.segments.iter().next_back() {
+            Some((&segment, &offset)) => Position { segment, offset },
+            None => Position {
+                segment: 1,
+                offset: 0,
+            },
+        }
+    }
+
+    /// Stages a record for the next group and returns the position it will have.
+    pub fn stage(
+        &mut self,
+        class: Class,
+        received_ms: u64,
+        topic: &str,
+        payload: &[u8],
+    ) -> Position {
+        let base = self.writing_end.unwrap_or_else(|| self.end());
+        let segment_bytes = self.limits.segment_bytes;
+        let at = *self.staged_at.get_or_insert_with(|| {
+            if base.offset >= segment_bytes {
+                Position {
+                    segment: base.segment + 1,
+                    offset: 0,
+                }
+            } else {
+                base
+            }
+        });
+        let pos = Position {
+            segment: at.segment,
+            offset: at.offset + self.staged.len() as u64,
+        };
+        record::write(&mut self.staged, class, received_ms, topic, payload);
+        pos
+    }
+
+    /// Whether anything is staged.
+    pub fn has_staged(&self) -> bool {
+        self.staged_at.is_some()
+    }
+
+    /// Takes the staged records out as a group to write; `None` when nothing is staged or a group
+    /// is still being written (one at a time keeps the segment in order).
+    pub fn take_group(&mut self) -> io::Result<Option<Group>> {
+        if self.writing_end.is_some() {
+            return Ok(None);
+        }
+        let Some(at) = self.staged_at else {
+            return Ok(None);
+        };
+        if self.active.as_ref().map(|(id, _)| *id) != Some(at.segment) {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, at.segment))?;
+            // The new file's name must survive a crash too.
+            File::open(&self.dir)?.sync_all()?;
+            self.segments.entry(at.segment).or_insert(0);
+            self.active = Some((at.segment, f));
+        }
+        let file = self.active.as_ref().expect("opened above").1.try_clone()?;
+        self.staged_at = None;
+        let bytes = std::mem::take(&mut self.staged);
+        self.writing_end = Some(Position {
+            segment: at.segment,
+            offset: at.offset + bytes.len() as u64,
+        });
+        Ok(Some(Group { at, bytes, file }))
+    }
+
+    /// Records the outcome of writing a group. On error the part that reached the file is cut
+    /// off and the group's bytes are staged again in front of anything staged since, so nothing
+    /// is acknowledged that is not on disk and nothing is lost from the journal's view.
+    pub fn finish(&mut self, group: Group, result: &io::Result<Position>) {
+        self.writing_end = None;
+        match result {
+            Ok(end) => {
+                self.segments.insert(end.segment, end.offset);
+            }
+            Err(_) => {
+                let _ = group.file.set_len(group.at.offset);
+                let mut bytes = group.bytes;
+                bytes.extend_from_slice(&self.staged);
+                self.staged = bytes;
+                self.staged_at = Some(group.at);
+            }
+        }
+    }
+
+    /// Stages nothing new and writes what is staged, blocking: for start-up and tests.
+    pub fn commit(&mut self) -> io::Result<Position> {
+        match self.take_group()? {
+            None => Ok(self.end()),
+            Some(group) => {
+                let result = group.write();
+                self.finish(group, &result);
+                result
+            }
+        }
+    }
+
+    /// The committed segments from `from` on, as (id, length), for readers.
+    pub fn segments_from(&self, from: Position) -> Vec<(u64, u64)> {
+        self.segments
+            .range(from.segment..)
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    /// The journal's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.values().sum()
+    }
+
+    /// Deletes every segment wholly before `upto` (never the one being written).
+    pub fn release(&mut self, upto: Position) -> io::Result<()> {
+        let old: Vec<u64> = self
+            .segments
+            .range(..upto.segment)
+            .map(|(k, _)| *k)
+            .collect();
+        for id in old {
+            if self.active.as_ref().is_some_and(|(a, _)| *a == id) {
+                continue;
+            }
+            fs::remove_file(segment_path(&self.dir, id))?;
+            self.segments.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// While the journal is over `max_bytes`, drops its oldest segment, first copying that
+    /// segment's event records to the end. `cursor` is the slowest consumer's, to count losses.
+    pub fn enforce_budget(&mut self, cursor: Position) -> io::Result<Shed> {
+        let mut shed = Shed::default();
+        while self.disk_bytes() > self.limits.max_bytes
+            && self.segments.len() > 1
+            && !self.has_staged()
+            && self.writing_end.is_none()
+        {
+            let (&id, &len) = self.segments.iter().next().expect("len > 1");
+            let mut bytes = Vec::new();
+            File::open(segment_path(&self.dir, id))?.read_to_end(&mut bytes)?;
+            bytes.truncate(len as usize);
+            let mut at = 0;
+            while let Some((rec, n)) = record::parse(&bytes[at..]) {
+                let unread = Position {
+                    segment: id,
+                    offset: at as u64,
+                } >= cursor;
+                match rec.class {
+                    Class::Event if unread => {
+                        self.stage(Class::Event, rec.received_ms, rec.topic, rec.payload);
+                        shed.events_kept += 1;
+                    }
+                    Class::Telemetry if unread => shed.telemetry_lost += 1,
+                    _ => {}
+                }
+                at += n;
+            }
+            self.commit()?;
+            fs::remove_file(segment_path(&self.dir, id))?;
+            self.segments.remove(&id);
+        }
+        Ok(shed)
+    }
+}
+
+/// Reads committed records from `from`, over `segments` (from [`Journal::segments_from`]), calling
+/// `each` until it returns false or the records run out. Returns where reading stopped.
+pub fn read(
+    dir: &Path,
+    segments: &[(u64, u64)],
+    from: Position,
+    mut each: impl FnMut(Position, Record<'_>) -> bool,
+) -> io::Result<Position> {
+    let mut pos = from;
+    for &(id, len) in segments {
+        if id < pos.segment {
+            continue;
+        }
+        if id > pos.segment {
+            // The segment we were in is gone (released or shed): carry on at the next one.
+            pos = Position {
+                segment: id,
+                offset: 0,
+            };
+        }
+        if pos.offset >= len {
+            continue;
+        }
+        let mut bytes = vec![0; (len - pos.offset) as usize];
+        let mut f = File::open(segment_path(dir, id))?;
+        io::Seek::seek(&mut f, io::SeekFrom::Start(pos.offset))?;
+        f.read_exact(&mut bytes)?;
+        let mut at = 0;
+        while let Some((rec, n)) = record::parse(&bytes[at..]) {
+            if !each(pos, rec) {
+                return Ok(pos);
+            }
+            at += n;
+            pos.offset += n as u64;
+        }
+        if at < bytes.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad record in segment {id} at byte {}", pos.offset),
+            ));
+        }
+    }
+    Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            segment_bytes: 200,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("gridwatch-journal-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn all(j: &Journal, from: Position) -> Vec<(Position, String)> {
+        let mut out = Vec::new();
+        read(j.dir(), &j.segments_from(from), from, |p, r| {
+            out.push((p, String::from_utf8(r.payload.to_vec()).unwrap()));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn committed_records_read_back_in_order_across_segments() {
+        let d = dir("order");
+        let (mut j, rec) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(rec, Recovery::default());
+        let mut positions = Vec::new();
+        for group in 0..5 {
+            for i in 0..3 {
+                positions.push(j.stage(
+                    Class::Telemetry,
+                    1,
+                    "t",
+                    format!("{group}-{i}").as_bytes(),
+                ));
+            }
+            j.commit().unwrap();
+        }
+        let got = all(&j, Position::default());
+        assert_eq!(got.len(), 15);
+        assert_eq!(got.iter().map(|(p, _)| *p).collect::<Vec<_>>(), positions);
+        assert_eq!(got[14].1, "4-2");
+        assert!(j.segments_from(Position::default()).len() > 1, "rotated");
+        let from = positions[7];
+        assert_eq!(all(&j, from)[0].1, "2-1");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn reopening_finds_everything_and_continues_after_it() {
+        let d = dir("reopen");
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        j.stage(Class::Event, 7, "gw/v1/c/d/event", b"one");
+        j.commit().unwrap();
+        drop(j);
+        let (mut j, rec) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(rec.records, 1);
+        j.stage(Class::Telemetry, 8, "t", b"two");
+        j.commit().unwrap();
+        let got: Vec<String> = all(&j, Position::default())
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(got, ["one", "two"]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_a_corrupt_old_segment_is_quarantined() {
+        let d = dir("torn");
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        for i in 0..40 {
+            j.stage(
+                Class::Telemetry,
+                1,
+                "t",
+                format!("record {i:02}").as_bytes(),
+            );
+            j.commit().unwrap();
+        }
+        let segs = j.segments_from(Position::default());
+        drop(j);
+        let (first, last) = (segs[0].0, segs[segs.len() - 1].0);
+        // A crash mid-write leaves half a record at the end of the newest segment.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(segment_path(&d, last))
+            .unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        // A flipped bit in an old segment.
+        let mut bytes = fs::read(segment_path(&d, first)).unwrap();
+        bytes[20] ^= 0x40;
+        fs::write(segment_path(&d, first), bytes).unwrap();
+
+        let (j, rec) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(rec.torn_bytes, 6);
+        assert_eq!(rec.quarantined.len(), 1);
+        assert!(rec.quarantined[0].exists());
+        let got = all(&j, Position::default());
+        assert_eq!(rec.records as usize, got.len());
+        assert_eq!(got.last().unwrap().1, "record 39");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn release_deletes_only_segments_every_reader_is_past() {
+        let d = dir("release");
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        let mut positions = Vec::new();
+        for i in 0..30 {
+            positions.push(j.stage(Class::Telemetry, 1, "t", format!("r{i}").as_bytes()));
+            j.commit().unwrap();
+        }
+        let before = j.segments_from(Position::default()).len();
+        j.release(positions[15]).unwrap();
+        let after = j.segments_from(Position::default());
+        assert!(after.len() < before);
+        assert!(after[0].0 <= positions[15].segment);
+        assert_eq!(all(&j, positions[15])[0].1, "r15");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn over_budget_the_oldest_telemetry_goes_and_events_stay() {
+        let d = dir("budget");
+        let (mut j, _) = Journal::open(
+            &d,
+            Limits {
+                segment_bytes: 200,
+                max_bytes: 600,
+            },
+        )
+        .unwrap();
+        for i in 0..60 {
+            let class = if i % 10 == 0 {
+                Class::Event
+            } else {
+                Class::Telemetry
+            };
+            j.stage(class, 1, "t", format!("r{i:02}").as_bytes());
+            j.commit().unwrap();
+        }
+        let shed = j.enforce_budget(Position::default()).unwrap();
+        assert!(j.disk_bytes() <= 600 + 200, "{}", j.disk_bytes());
+        assert!(shed.telemetry_lost > 0);
+        let got: Vec<String> = all(&j, Position::default())
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        for e in ["r00", "r10", "r20", "r30", "r40", "r50"] {
+            assert!(got.contains(&e.to_owned()), "event {e} kept: {got:?}");
+        }
+        assert_eq!(got.len() as u64 + shed.telemetry_lost, 60);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
