@@ -9,14 +9,18 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::alerts::{Alert, AlertBook};
+use crate::backoff::Backoff;
 use crate::config::{Config, Secrets, StoreBackend};
 use crate::ingest::mqtt::{self, Queues};
+use crate::journal::{Journal, JournalHandle, Limits};
+use crate::metrics::events::JournalRecovered;
 use crate::metrics::Metrics;
+use crate::notify::outbox::{self, Outbox};
 use crate::notify::{self, signing::Signer};
 use crate::pipeline::Pipeline;
 use crate::registry::Registry;
-use crate::sinks::tsdb::writer::{self, Store, SHUTDOWN_GRACE};
-use crate::sinks::tsdb::{Batcher, HttpStore, LocalStore};
+use crate::sinks::tsdb::writer::{self, Store};
+use crate::sinks::tsdb::{HttpStore, LocalStore};
 
 /// A running gateway.
 pub struct Gateway {
@@ -60,8 +64,40 @@ impl Gateway {
             )?),
         };
         tracing::info!(store = %store.describe(), "time-series store");
-        let (sink, sink_driver) = writer::sink(store, &config.store, metrics.clone());
-        let (notifier, notify_driver) = notify::notifier(&config.notify, signer, metrics.clone())?;
+        let limits = Limits {
+            segment_bytes: config.journal.segment_bytes,
+            max_bytes: config.journal.max_bytes,
+        };
+        let journal_dir = config.journal.path.clone();
+        let (mut journal, recovery) =
+            tokio::task::spawn_blocking(move || Journal::open(&journal_dir, limits))
+                .await?
+                .with_context(|| {
+                    format!(
+                        "journal.path: cannot open the journal in {}",
+                        config.journal.path.display()
+                    )
+                })?;
+        JournalRecovered {
+            recovery: &recovery,
+        }
+        .emit(&metrics);
+        journal.register(writer::CURSOR);
+        journal.register(outbox::CURSOR);
+        metrics.journal_bytes.set(journal.disk_bytes() as i64);
+        let committed = journal.end();
+        let journal = JournalHandle::new(journal);
+        let registry = Arc::new(registry);
+        let outbox = Outbox::new(journal.clone(), committed);
+        let sink_driver = writer::sink(
+            store,
+            &config.store,
+            journal.clone(),
+            registry.clone(),
+            metrics.clone(),
+        );
+        let (notifier, notify_driver) =
+            notify::notifier(&config.notify, signer, outbox.clone(), metrics.clone())?;
         let (acker, mqtt_driver) =
             mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
@@ -69,16 +105,17 @@ impl Gateway {
         let alerts = Arc::new(RwLock::new(AlertBook::default()));
         let (alert_changes, _) = broadcast::channel(256);
         let pipeline = Pipeline {
-            registry: Arc::new(registry),
+            registry,
             max_payload_bytes: config.ingest.max_payload_bytes,
             language: config.alerts.language,
-            flush_interval: Duration::from_millis(config.store.flush_interval_ms),
-            batcher: Batcher::new(config.store.batch_lines),
-            sink,
+            max_group: config.journal.max_group,
+            journal,
+            outbox,
             notifier,
             acker,
             alerts: alerts.clone(),
             alert_changes: alert_changes.clone(),
+            retry: Backoff::new(config.store.retry_min_ms, config.store.retry_max_ms),
             metrics: metrics.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -137,11 +174,11 @@ impl Gateway {
         &self.metrics
     }
 
-    /// Stops every stage, giving the store a last chance at the open batches.
+    /// Stops every stage; what the store has not taken stays in the journal for the next start.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(2), all)
+        if tokio::time::timeout(Duration::from_secs(10), all)
             .await
             .is_err()
         {

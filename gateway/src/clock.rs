@@ -9,8 +9,3 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-
-/// A new globally unique, time-ordered alert id (UUID v7 from the wall clock).
-pub fn new_alert_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}

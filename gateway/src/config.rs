@@ -18,6 +18,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Limits on what the gateway accepts from devices.
     pub ingest: IngestConfig,
+    /// The on-disk journal every accepted message is written to before it is acknowledged.
+    pub journal: JournalConfig,
     /// Where readings are written.
     pub store: StoreConfig,
     /// Outbound notifications to grid workers.
@@ -86,6 +88,31 @@ impl Default for IngestConfig {
     }
 }
 
+/// `[journal]`: where accepted messages wait until every downstream stage is done with them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Folder for the journal's segments and cursors.
+    pub path: PathBuf,
+    /// A new segment starts past this many bytes.
+    pub segment_bytes: u64,
+    /// The disk budget: beyond it the oldest unsent telemetry is dropped (never events).
+    pub max_bytes: u64,
+    /// The most messages one fsync covers.
+    pub max_group: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/journal"),
+            segment_bytes: 16 << 20,
+            max_bytes: 1 << 30,
+            max_group: 4096,
+        }
+    }
+}
+
 /// Which time-series store readings go to.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -107,8 +134,6 @@ pub struct StoreConfig {
     pub batch_lines: usize,
     /// …or when its first line is this many milliseconds old.
     pub flush_interval_ms: u64,
-    /// Lines waiting for the store, at most; beyond this the oldest batches are dropped and counted.
-    pub max_pending_lines: usize,
     /// First wait before retrying a failed batch, in milliseconds; it doubles on each failure.
     pub retry_min_ms: u64,
     /// Longest wait between retries, in milliseconds.
@@ -127,7 +152,6 @@ impl Default for StoreConfig {
             backend: StoreBackend::Local,
             batch_lines: 5000,
             flush_interval_ms: 1000,
-            max_pending_lines: 500_000,
             retry_min_ms: 200,
             retry_max_ms: 30_000,
             dead_letter_path: PathBuf::from("data/dead-letter"),
@@ -383,6 +407,8 @@ impl Config {
         positive("ingest.event_queue", self.ingest.event_queue as u64);
         positive("ingest.telemetry_queue", self.ingest.telemetry_queue as u64);
         positive("store.batch_lines", self.store.batch_lines as u64);
+        positive("journal.segment_bytes", self.journal.segment_bytes);
+        positive("journal.max_group", self.journal.max_group as u64);
         positive("store.flush_interval_ms", self.store.flush_interval_ms);
         positive("store.retry_min_ms", self.store.retry_min_ms);
         positive("store.influx.timeout_ms", self.store.influx.timeout_ms);
@@ -428,12 +454,12 @@ impl Config {
                 ));
             }
         }
-        if self.store.max_pending_lines < self.store.batch_lines {
+        if self.journal.max_bytes < 4 * self.journal.segment_bytes {
             out.push((
-                "store.max_pending_lines",
+                "journal.max_bytes",
                 format!(
-                    "must be at least store.batch_lines ({})",
-                    self.store.batch_lines
+                    "must be at least 4 × journal.segment_bytes ({}), so the budget can shed whole segments",
+                    4 * self.journal.segment_bytes
                 ),
             ));
         }
@@ -530,11 +556,12 @@ mod tests {
 
     #[test]
     fn a_problem_with_a_default_value_has_no_line() {
-        let Err(ConfigError::Invalid { problems, .. }) = parse("[store]\nbatch_lines = 600000\n")
+        let Err(ConfigError::Invalid { problems, .. }) =
+            parse("[journal]\nsegment_bytes = 1073741824\n")
         else {
             panic!("expected problems")
         };
-        assert_eq!(problems[0].key, "store.max_pending_lines");
+        assert_eq!(problems[0].key, "journal.max_bytes");
         assert_eq!(problems[0].line, None);
     }
 

@@ -393,6 +393,7 @@ impl TestGateway {
         c.store.batch_lines = 100;
         c.store.flush_interval_ms = 100;
         c.store.dead_letter_path = dir.path().join("dead-letter");
+        c.journal.path = dir.path().join("journal");
         c.notify.retry_min_ms = 100;
         let registry =
             Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;

@@ -80,6 +80,19 @@ pub struct Alert {
     pub escalation_level: u8,
 }
 
+/// The id of the alert a firing opens: a UUID v7 whose time is when the message was received and
+/// whose other bits come from the device, its `seq` and the rule. Replaying the same message after
+/// a restart gives the same id, so receivers see the same alert and the same idempotency id.
+pub fn alert_id(received_ms: u64, device: &str, seq: u64, rule: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{device}\n{seq}\n{rule}\n{received_ms}"));
+    let mut bits = [0u8; 10];
+    bits.copy_from_slice(&digest[..10]);
+    uuid::Builder::from_unix_timestamp_millis(received_ms, &bits)
+        .into_uuid()
+        .to_string()
+}
+
 /// What a firing did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fired {
@@ -169,6 +182,16 @@ mod tests {
             severity: Severity::Critical,
             at_ms,
         }
+    }
+
+    #[test]
+    fn alert_ids_are_time_ordered_uuids_that_a_replay_reproduces() {
+        let a = alert_id(1_795_000_000_000, "s1", 7, SOS_PRESSED);
+        assert_eq!(a, alert_id(1_795_000_000_000, "s1", 7, SOS_PRESSED));
+        assert_ne!(a, alert_id(1_795_000_000_000, "s1", 8, SOS_PRESSED));
+        assert!(a < alert_id(1_795_000_000_001, "s1", 7, SOS_PRESSED));
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version_num(), 7);
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub async fn run(
     config.http.listen = opts.listen;
     config.store.local.path = opts.data_dir.join("tsdb");
     config.store.dead_letter_path = opts.data_dir.join("dead-letter");
+    config.journal.path = opts.data_dir.join("journal");
     let gateway = Gateway::start(config, registry, Secrets::default()).await?;
     let api = format!("http://{}", gateway.http_addr());
     println!(

@@ -20,6 +20,7 @@
 //!   bad record is moved to `quarantine/`; both are counted, and the gateway starts either way.
 
 pub mod cursor;
+pub mod handle;
 pub mod record;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use cursor::Cursor;
+pub use handle::JournalHandle;
 pub use record::{Class, Record};
 
 /// A place in the journal: a segment and a byte offset in it. Orders by segment, then offset.
@@ -105,6 +107,12 @@ pub struct Journal {
     staged_at: Option<Position>,
     /// Where the group being written ends, while one is.
     writing_end: Option<Position>,
+    /// Each consumer's place.
+    cursors: BTreeMap<&'static str, Position>,
+    /// Bumped whenever the budget rewrites a segment.
+    generation: u64,
+    /// Segments the budget has rewritten.
+    shed_segments: std::collections::BTreeSet<u64>,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -166,6 +174,9 @@ impl Journal {
             staged: Vec::new(),
             staged_at: None,
             writing_end: None,
+            cursors: BTreeMap::new(),
+            generation: 0,
+            shed_segments: Default::default(),
         };
         Ok((journal, recovery))
     }
@@ -282,6 +293,26 @@ impl Journal {
             .collect()
     }
 
+    /// Bytes of committed records from `from` up to `to`.
+    pub fn bytes_between(&self, from: Position, to: Position) -> u64 {
+        self.segments
+            .range(from.segment..=to.segment)
+            .map(|(&id, &len)| {
+                let start = if id == from.segment {
+                    from.offset.min(len)
+                } else {
+                    0
+                };
+                let end = if id == to.segment {
+                    to.offset.min(len)
+                } else {
+                    len
+                };
+                end.saturating_sub(start)
+            })
+            .sum()
+    }
+
     /// The journal's folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -293,7 +324,7 @@ impl Journal {
     }
 
     /// Deletes every segment wholly before `upto` (never the one being written).
-    pub fn release(&mut self, upto: Position) -> io::Result<()> {
+    fn release(&mut self, upto: Position) -> io::Result<()> {
         let old: Vec<u64> = self
             .segments
             .range(..upto.segment)
@@ -305,44 +336,129 @@ impl Journal {
             }
             fs::remove_file(segment_path(&self.dir, id))?;
             self.segments.remove(&id);
+            self.shed_segments.remove(&id);
         }
         Ok(())
     }
 
-    /// While the journal is over `max_bytes`, drops its oldest segment, first copying that
-    /// segment's event records to the end. `cursor` is the slowest consumer's, to count losses.
-    pub fn enforce_budget(&mut self, cursor: Position) -> io::Result<Shed> {
+    /// While the journal is over `max_bytes`, sheds its oldest unread telemetry: the oldest
+    /// segment is rewritten with only the event records no consumer has finished with (or
+    /// deleted when it has none). Cursors inside a rewritten segment go back to its start, so
+    /// their consumers read its events again; both consumers tolerate repeats.
+    pub fn enforce_budget(&mut self) -> io::Result<Shed> {
         let mut shed = Shed::default();
-        while self.disk_bytes() > self.limits.max_bytes
-            && self.segments.len() > 1
-            && !self.has_staged()
-            && self.writing_end.is_none()
-        {
-            let (&id, &len) = self.segments.iter().next().expect("len > 1");
+        let slowest = self.slowest();
+        let oldest: Vec<(u64, u64)> = self.segments.iter().map(|(k, v)| (*k, *v)).collect();
+        for (id, len) in oldest {
+            if self.disk_bytes() <= self.limits.max_bytes {
+                break;
+            }
+            if self.active.as_ref().is_some_and(|(a, _)| *a == id)
+                || self.shed_segments.contains(&id)
+            {
+                continue;
+            }
+            let path = segment_path(&self.dir, id);
             let mut bytes = Vec::new();
-            File::open(segment_path(&self.dir, id))?.read_to_end(&mut bytes)?;
+            File::open(&path)?.read_to_end(&mut bytes)?;
             bytes.truncate(len as usize);
+            let mut kept = Vec::new();
             let mut at = 0;
             while let Some((rec, n)) = record::parse(&bytes[at..]) {
-                let unread = Position {
+                if (Position {
                     segment: id,
                     offset: at as u64,
-                } >= cursor;
-                match rec.class {
-                    Class::Event if unread => {
-                        self.stage(Class::Event, rec.received_ms, rec.topic, rec.payload);
-                        shed.events_kept += 1;
+                }) >= slowest
+                {
+                    match rec.class {
+                        Class::Event => {
+                            record::write(
+                                &mut kept,
+                                Class::Event,
+                                rec.received_ms,
+                                rec.topic,
+                                rec.payload,
+                            );
+                            shed.events_kept += 1;
+                        }
+                        Class::Telemetry => shed.telemetry_lost += 1,
                     }
-                    Class::Telemetry if unread => shed.telemetry_lost += 1,
-                    _ => {}
                 }
                 at += n;
             }
-            self.commit()?;
-            fs::remove_file(segment_path(&self.dir, id))?;
-            self.segments.remove(&id);
+            let tmp = path.with_extension("seg.tmp");
+            fs::write(&tmp, &kept)?;
+            File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()?;
+            self.segments.insert(id, kept.len() as u64);
+            self.shed_segments.insert(id);
+            self.generation += 1;
+            for (name, pos) in self.cursors.iter_mut() {
+                if pos.segment == id {
+                    *pos = Position {
+                        segment: id,
+                        offset: 0,
+                    };
+                    let _ = Cursor::new(&self.dir, name).save(*pos);
+                }
+            }
         }
         Ok(shed)
+    }
+
+    /// Registers a consumer and returns where it resumes: its saved cursor, or the oldest record.
+    pub fn register(&mut self, name: &'static str) -> Position {
+        let saved = Cursor::new(&self.dir, name).load();
+        let start = match self.segments.keys().next() {
+            Some(&segment) => Position { segment, offset: 0 },
+            None => self.end(),
+        };
+        let pos = saved.map_or(start, |p| p.max(start).min(self.end()));
+        self.cursors.insert(name, pos);
+        pos
+    }
+
+    /// A consumer's cursor and the journal's generation, to hand back to [`Journal::advance`].
+    pub fn cursor(&self, name: &str) -> (Position, u64) {
+        (
+            self.cursors.get(name).copied().unwrap_or_default(),
+            self.generation,
+        )
+    }
+
+    /// Moves a consumer's cursor to `pos`, read at `generation`; ignored if the budget rewrote
+    /// segments since (the consumer then re-reads from where the rewrite put it). Saves the
+    /// cursor and deletes the segments every consumer is past.
+    pub fn advance(
+        &mut self,
+        name: &'static str,
+        pos: Position,
+        generation: u64,
+    ) -> io::Result<()> {
+        if generation != self.generation {
+            return Ok(());
+        }
+        let pos = if self.shed_segments.contains(&pos.segment) {
+            pos.min(Position {
+                segment: pos.segment,
+                offset: self.segments.get(&pos.segment).copied().unwrap_or(0),
+            })
+        } else {
+            pos
+        };
+        self.cursors.insert(name, pos);
+        Cursor::new(&self.dir, name).save(pos)?;
+        self.release(self.slowest())
+    }
+
+    /// The slowest consumer's cursor (the end when there are none).
+    fn slowest(&self) -> Position {
+        self.cursors
+            .values()
+            .min()
+            .copied()
+            .unwrap_or_else(|| self.end())
     }
 }
 
@@ -503,20 +619,37 @@ mod tests {
     }
 
     #[test]
-    fn release_deletes_only_segments_every_reader_is_past() {
+    fn segments_go_only_when_every_consumer_is_past_them_and_cursors_survive_a_restart() {
         let d = dir("release");
         let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(
+            j.register("fast"),
+            Position {
+                segment: 1,
+                offset: 0
+            }
+        );
+        j.register("slow");
         let mut positions = Vec::new();
         for i in 0..30 {
             positions.push(j.stage(Class::Telemetry, 1, "t", format!("r{i}").as_bytes()));
             j.commit().unwrap();
         }
         let before = j.segments_from(Position::default()).len();
-        j.release(positions[15]).unwrap();
+        let (_, generation) = j.cursor("fast");
+        j.advance("fast", j.end(), generation).unwrap();
+        assert_eq!(
+            j.segments_from(Position::default()).len(),
+            before,
+            "slow still needs them"
+        );
+        j.advance("slow", positions[15], generation).unwrap();
         let after = j.segments_from(Position::default());
         assert!(after.len() < before);
-        assert!(after[0].0 <= positions[15].segment);
         assert_eq!(all(&j, positions[15])[0].1, "r15");
+        drop(j);
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(j.register("slow"), positions[15]);
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -531,6 +664,7 @@ mod tests {
             },
         )
         .unwrap();
+        j.register("store");
         for i in 0..60 {
             let class = if i % 10 == 0 {
                 Class::Event
@@ -540,9 +674,11 @@ mod tests {
             j.stage(class, 1, "t", format!("r{i:02}").as_bytes());
             j.commit().unwrap();
         }
-        let shed = j.enforce_budget(Position::default()).unwrap();
-        assert!(j.disk_bytes() <= 600 + 200, "{}", j.disk_bytes());
+        let (_, generation) = j.cursor("store");
+        let shed = j.enforce_budget().unwrap();
+        assert!(j.disk_bytes() <= 600, "{}", j.disk_bytes());
         assert!(shed.telemetry_lost > 0);
+        assert!(j.cursor("store").1 > generation);
         let got: Vec<String> = all(&j, Position::default())
             .into_iter()
             .map(|(_, s)| s)

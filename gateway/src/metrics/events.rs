@@ -292,31 +292,9 @@ impl TsdbBatchRejected<'_> {
     }
 }
 
-/// Lines were given up without reaching the store.
-pub struct TsdbLinesDropped {
-    pub lines: usize,
-    pub reason: &'static str,
-}
-
-impl TsdbLinesDropped {
-    pub fn emit(&self, m: &Metrics) {
-        m.tsdb_lines_dropped
-            .with_label_values(&[self.reason])
-            .inc_by(self.lines as u64);
-        limited(m, self.reason, |held| {
-            tracing::warn!(
-                lines = self.lines,
-                reason = self.reason,
-                held_back = held,
-                "time-series lines dropped"
-            )
-        });
-    }
-}
-
-/// A line could not be written in line protocol (a non-finite number, a newline in a name).
+/// A journal record could not become a line (the registry changed, or a value line protocol
+/// cannot carry); it is skipped.
 pub struct LineUnwritable<'a> {
-    pub device: &'a str,
     pub error: &'a dyn Display,
 }
 
@@ -327,12 +305,77 @@ impl LineUnwritable<'_> {
             .inc();
         limited(m, "line_unwritable", |held| {
             tracing::warn!(
-                device = self.device,
                 held_back = held,
                 "reading cannot be written as line protocol: {}",
                 self.error
             )
         });
+    }
+}
+
+/// A group could not be written to the journal; its messages stay unacknowledged and it is retried.
+pub struct JournalCommitFailed<'a> {
+    pub error: &'a dyn Display,
+    pub waiting: usize,
+}
+
+impl JournalCommitFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.journal_commit_failures.inc();
+        limited(m, "journal_commit_failed", |held| {
+            tracing::error!(
+                waiting = self.waiting,
+                held_back = held,
+                "cannot write the journal; not acknowledging anything until it works: {}",
+                self.error
+            )
+        });
+    }
+}
+
+/// The journal went over its disk budget and shed its oldest unsent telemetry.
+pub struct JournalShed {
+    pub telemetry_lost: u64,
+    pub events_kept: u64,
+}
+
+impl JournalShed {
+    pub fn emit(&self, m: &Metrics) {
+        m.tsdb_lines_dropped
+            .with_label_values(&["journal_budget"])
+            .inc_by(self.telemetry_lost);
+        limited(m, "journal_shed", |held| {
+            tracing::warn!(
+                telemetry_lost = self.telemetry_lost,
+                events_kept = self.events_kept,
+                held_back = held,
+                "journal over its disk budget: oldest unsent telemetry dropped, events kept"
+            )
+        });
+    }
+}
+
+/// What opening the journal found and repaired.
+pub struct JournalRecovered<'a> {
+    pub recovery: &'a crate::journal::Recovery,
+}
+
+impl JournalRecovered<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let r = self.recovery;
+        m.journal_torn_bytes.inc_by(r.torn_bytes);
+        m.journal_quarantined_segments
+            .inc_by(r.quarantined.len() as u64);
+        if r.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = r.torn_bytes,
+                "journal: cut off a torn write at the end"
+            );
+        }
+        for q in &r.quarantined {
+            tracing::error!(segment = %q.display(), "journal: segment with a corrupt record moved aside; its messages will not reach the store");
+        }
+        tracing::info!(records = r.records, "journal opened");
     }
 }
 

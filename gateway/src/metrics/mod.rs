@@ -6,7 +6,9 @@
 
 pub mod events;
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the gateway exports.
 pub struct Metrics {
@@ -37,10 +39,26 @@ pub struct Metrics {
     pub tsdb_lines_written: IntCounter,
     /// Batch write attempts, by outcome (ok, retry, rejected).
     pub tsdb_batches: IntCounterVec,
-    /// Lines waiting for the store.
-    pub tsdb_pending_lines: IntGauge,
-    /// Lines given up, by reason (buffer_full, rejected, shutdown).
+    /// Journal bytes the store has not yet acknowledged.
+    pub tsdb_backlog_bytes: IntGauge,
+    /// How long the oldest reading not yet in the store has waited, in seconds.
+    pub tsdb_lag_seconds: Gauge,
+    /// Lines given up, by reason (rejected, unwritable, journal_budget).
     pub tsdb_lines_dropped: IntCounterVec,
+    /// Journal groups written and fsync'd.
+    pub journal_commits: IntCounter,
+    /// Journal groups that could not be written (the messages stay unacknowledged).
+    pub journal_commit_failures: IntCounter,
+    /// Records written to the journal.
+    pub journal_records: IntCounter,
+    /// Bytes written to the journal.
+    pub journal_written_bytes: IntCounter,
+    /// Bytes the journal holds on disk.
+    pub journal_bytes: IntGauge,
+    /// Bytes cut off a torn journal tail at start.
+    pub journal_torn_bytes: IntCounter,
+    /// Journal segments moved to quarantine at start.
+    pub journal_quarantined_segments: IntCounter,
     /// Log lines held back by rate limiting.
     pub logs_suppressed: IntCounter,
     log_limit: events::LogLimiter,
@@ -154,10 +172,55 @@ impl Metrics {
                 "Batch write attempts.",
                 &["outcome"],
             ),
-            tsdb_pending_lines: gauge(
+            tsdb_backlog_bytes: gauge(
                 &r,
-                "gridwatch_tsdb_pending_lines",
-                "Lines waiting for the store.",
+                "gridwatch_tsdb_backlog_bytes",
+                "Journal bytes the store has not yet acknowledged.",
+            ),
+            tsdb_lag_seconds: {
+                let g = Gauge::new(
+                    "gridwatch_tsdb_lag_seconds",
+                    "Age of the oldest reading not yet in the store.",
+                )
+                .expect("metric definition is valid");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
+            journal_commits: counter(
+                &r,
+                "gridwatch_journal_commits_total",
+                "Journal groups written and fsync'd.",
+            ),
+            journal_commit_failures: counter(
+                &r,
+                "gridwatch_journal_commit_failures_total",
+                "Journal groups that could not be written.",
+            ),
+            journal_records: counter(
+                &r,
+                "gridwatch_journal_records_total",
+                "Records written to the journal.",
+            ),
+            journal_written_bytes: counter(
+                &r,
+                "gridwatch_journal_written_bytes_total",
+                "Bytes written to the journal.",
+            ),
+            journal_bytes: gauge(
+                &r,
+                "gridwatch_journal_bytes",
+                "Bytes the journal holds on disk.",
+            ),
+            journal_torn_bytes: counter(
+                &r,
+                "gridwatch_journal_torn_bytes_total",
+                "Bytes cut off a torn journal tail at start.",
+            ),
+            journal_quarantined_segments: counter(
+                &r,
+                "gridwatch_journal_quarantined_segments_total",
+                "Journal segments moved to quarantine at start.",
             ),
             tsdb_lines_dropped: counter_vec(
                 &r,

@@ -2,9 +2,10 @@
 //! with the same idempotency id each time, so a receiver can drop the duplicates.
 //!
 //! [`Notifier`] is the handle the pipeline holds; [`NotifyDriver::run`] owns the deliveries in
-//! flight and their retries. Deliveries live in memory for now: a gateway stopped while one is
-//! still failing reports how many it abandoned.
+//! flight and their retries. A delivery not yet accepted keeps its message in the journal
+//! ([`outbox`]), so a gateway stopped or killed meanwhile sends it again after a restart.
 
+pub mod outbox;
 pub mod signing;
 pub mod webhook;
 
@@ -30,6 +31,8 @@ pub struct Delivery {
     pub url: String,
     /// The JSON body.
     pub body: Bytes,
+    /// The journal position of the message that caused it.
+    pub position: crate::journal::Position,
 }
 
 /// What the pipeline holds to send notifications.
@@ -51,6 +54,7 @@ pub struct NotifyDriver {
     client: reqwest::Client,
     signer: Option<Signer>,
     cfg: NotifyConfig,
+    outbox: outbox::Outbox,
     metrics: Arc<Metrics>,
 }
 
@@ -58,6 +62,7 @@ pub struct NotifyDriver {
 pub fn notifier(
     cfg: &NotifyConfig,
     signer: Option<Signer>,
+    outbox: outbox::Outbox,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Notifier, NotifyDriver)> {
     let client = reqwest::Client::builder()
@@ -72,6 +77,7 @@ pub fn notifier(
             client,
             signer,
             cfg: cfg.clone(),
+            outbox,
             metrics,
         },
     ))
@@ -87,14 +93,16 @@ impl NotifyDriver {
                 d = self.rx.recv(), if open => match d {
                     Some(d) => {
                         self.metrics.notify_pending.inc();
-                        inflight.spawn(deliver(d, self.client.clone(), self.signer.clone(), Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms), self.metrics.clone()));
+                        let backoff = Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms);
+                        inflight.spawn(deliver(d, self.client.clone(), self.signer.clone(), backoff, self.metrics.clone()));
                     }
                     None => open = false,
                 },
                 Some(done) = inflight.join_next() => {
                     self.metrics.notify_pending.dec();
-                    if let Err(e) = done {
-                        tracing::error!("webhook delivery task failed: {e}");
+                    match done {
+                        Ok(position) => self.outbox.done(position),
+                        Err(e) => tracing::error!("webhook delivery task failed: {e}"),
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -104,7 +112,7 @@ impl NotifyDriver {
         if !inflight.is_empty() {
             tracing::error!(
                 abandoned = inflight.len(),
-                "stopping with webhook deliveries not yet accepted"
+                "stopping with webhook deliveries not yet accepted; they go out again after a restart"
             );
         }
         inflight.shutdown().await;
@@ -117,7 +125,7 @@ async fn deliver(
     signer: Option<Signer>,
     mut backoff: Backoff,
     metrics: Arc<Metrics>,
-) {
+) -> crate::journal::Position {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -129,7 +137,7 @@ async fn deliver(
                     attempt,
                 }
                 .emit(&metrics);
-                return;
+                return d.position;
             }
             Err(e) => {
                 let wait = backoff.next_wait();

@@ -1,83 +1,21 @@
-//! The time-series sink: readings become line protocol, lines become batches, batches are written
-//! to a store and kept until the store acknowledged them.
+//! The time-series sink: journal records become line protocol, lines become batches, batches are
+//! written to a store, and the sink's journal cursor moves only when the store acknowledged them.
 //!
-//! The pipeline owns a [`Batcher`] (pure: lines in, full batches out) and hands batches to the
-//! [`writer`] driver, which owns the queue, the retries and the [`Store`].
+//! [`write_message`] is pure (one message, one line); the [`writer`] driver owns the reading, the
+//! retries and the [`writer::Store`].
 
 pub mod client;
 pub mod line_protocol;
 pub mod local;
 pub mod writer;
 
-use bytes::Bytes;
 use gridwatch_firmware::wire::{Value, MAX_READINGS};
-use tokio::time::Instant;
 
 use crate::decode::{Body, Decoded};
 use line_protocol::{write_line, Field, LineError};
 
 pub use client::HttpStore;
 pub use local::LocalStore;
-
-/// A batch of lines, kept byte for byte until the store answers 2xx.
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// Newline-terminated lines.
-    pub body: Bytes,
-    /// How many lines.
-    pub lines: usize,
-}
-
-/// Collects lines until a batch is full or old enough to send.
-pub struct Batcher {
-    buf: String,
-    lines: usize,
-    max_lines: usize,
-    opened_at: Option<Instant>,
-}
-
-impl Batcher {
-    /// A batcher that closes a batch at `max_lines` lines.
-    pub fn new(max_lines: usize) -> Self {
-        Self {
-            buf: String::new(),
-            lines: 0,
-            max_lines,
-            opened_at: None,
-        }
-    }
-
-    /// Adds the line for one accepted message; returns a batch when this one filled it.
-    pub fn push(
-        &mut self,
-        msg: &Decoded<'_>,
-        received_ms: u64,
-        now: Instant,
-    ) -> Result<Option<Batch>, LineError> {
-        write_message(&mut self.buf, msg, received_ms)?;
-        self.lines += 1;
-        self.opened_at.get_or_insert(now);
-        Ok((self.lines >= self.max_lines)
-            .then(|| self.take())
-            .flatten())
-    }
-
-    /// When the open batch must be sent, given the flush interval; `None` when empty.
-    pub fn deadline(&self, flush: std::time::Duration) -> Option<Instant> {
-        self.opened_at.map(|t| t + flush)
-    }
-
-    /// Closes the open batch, if it has any lines.
-    pub fn take(&mut self) -> Option<Batch> {
-        if self.lines == 0 {
-            return None;
-        }
-        self.opened_at = None;
-        let lines = std::mem::take(&mut self.lines);
-        let body = Bytes::from(std::mem::take(&mut self.buf));
-        Some(Batch { body, lines })
-    }
-}
 
 /// Writes the one line a message becomes (layout in [`line_protocol`]); `received_ms` stamps
 /// status words, which carry no time of their own.
@@ -180,28 +118,6 @@ mod tests {
         assert_eq!(
             lines("gw/v1/yg/mh-1/status", b"online"),
             "status,building=b1,community=yg,device=mh-1,grid=g1 online=true 99\n"
-        );
-    }
-
-    #[test]
-    fn a_batch_closes_when_full_or_taken() {
-        let r = registry();
-        let d = crate::decode::decode("gw/v1/yg/mh-1/status", b"online", &r, 4096).unwrap();
-        let mut b = Batcher::new(2);
-        let t0 = Instant::now();
-        assert!(b.deadline(std::time::Duration::from_secs(1)).is_none());
-        assert!(b.push(&d, 1, t0).unwrap().is_none());
-        assert_eq!(
-            b.deadline(std::time::Duration::from_secs(1)),
-            Some(t0 + std::time::Duration::from_secs(1))
-        );
-        let full = b.push(&d, 2, t0).unwrap().unwrap();
-        assert_eq!(full.lines, 2);
-        assert!(b.take().is_none());
-        b.push(&d, 3, t0).unwrap();
-        assert_eq!(
-            b.take().unwrap().body,
-            "status,building=b1,community=yg,device=mh-1,grid=g1 online=true 3\n"
         );
     }
 }

@@ -1,34 +1,34 @@
-//! The sink's driver: a queue of batches, written in order, each kept until the store took it.
+//! The sink's driver: reads the journal from its cursor, turns records into line protocol,
+//! writes batches in order, and moves its cursor only when the store answered 2xx.
 //!
-//! [`SinkHandle`] is what the pipeline holds; [`SinkDriver::run`] is the loop that owns the queue,
-//! the store and the retries. A batch that fails with a retryable error is tried again after a
-//! backoff (and blocks the ones behind it, so readings arrive in order); a batch the store refuses
-//! as malformed is written to the dead-letter folder and the queue moves on, so one poison batch
-//! cannot stall everything. While the store is away the queue grows up to `max_pending_lines`;
-//! beyond that the oldest batches are dropped and counted.
+//! A batch is sent when it holds `batch_lines` lines or when its oldest line has waited
+//! `flush_interval_ms`. A batch that fails with a retryable error is tried again after a backoff,
+//! and nothing behind it moves, so readings arrive in order; a batch the store refuses as
+//! malformed goes to the dead-letter folder and the cursor moves on, so one poison batch cannot
+//! stall everything. While the store is away the records simply stay in the journal, within its
+//! disk budget.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, Instant};
+use tokio::sync::watch;
 
 use crate::backoff::Backoff;
 use crate::config::StoreConfig;
+use crate::decode::decode;
+use crate::journal::{self, JournalHandle, Position};
 use crate::metrics::events::{
-    TsdbBatchFailed, TsdbBatchRejected, TsdbBatchWritten, TsdbLinesDropped,
+    LineUnwritable, TsdbBatchFailed, TsdbBatchRejected, TsdbBatchWritten,
 };
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 
-use super::{Batch, HttpStore, LocalStore};
+use super::{write_message, HttpStore, LocalStore};
 
-/// How long a stopping gateway keeps trying to hand its last batches to the store.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The journal consumer name of the time-series sink.
+pub const CURSOR: &str = "tsdb";
 
 /// Why a batch was not written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -67,163 +67,208 @@ impl Store {
     }
 }
 
-/// What the pipeline holds to send batches to the sink.
-#[derive(Clone)]
-pub struct SinkHandle {
-    tx: mpsc::Sender<Batch>,
+/// One batch read from the journal.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Newline-terminated lines.
+    pub body: String,
+    /// How many lines.
+    pub lines: usize,
+    /// Where the next batch starts.
+    pub next: Position,
+    /// When the oldest message in it was received, in ms since the epoch.
+    pub oldest_ms: Option<u64>,
+    /// Records that no longer decode (the registry changed) or cannot be written as lines.
+    pub skipped: Vec<String>,
 }
 
-impl SinkHandle {
-    /// Queues a batch; waits only while the driver is taking the previous one off the channel.
-    pub async fn send(&self, batch: Batch) -> Result<(), Batch> {
-        self.tx.send(batch).await.map_err(|e| e.0)
-    }
+/// Reads up to `max_lines` records from `from` and writes their lines.
+pub fn read_batch(
+    journal: &JournalHandle,
+    registry: &Registry,
+    from: Position,
+    max_lines: usize,
+) -> std::io::Result<Batch> {
+    let (segments, dir) = {
+        let j = journal.lock();
+        (j.segments_from(from), j.dir().to_owned())
+    };
+    let mut b = Batch {
+        next: from,
+        ..Batch::default()
+    };
+    let next = journal::read(&dir, &segments, from, |_, rec| {
+        if b.lines >= max_lines {
+            return false;
+        }
+        b.oldest_ms.get_or_insert(rec.received_ms);
+        match decode(rec.topic, rec.payload, registry, usize::MAX) {
+            Ok(d) => match write_message(&mut b.body, &d, rec.received_ms) {
+                Ok(()) => b.lines += 1,
+                Err(e) => b.skipped.push(format!("{}: {e}", d.device.id)),
+            },
+            Err(e) => b.skipped.push(format!("{}: {e}", rec.topic)),
+        }
+        true
+    })?;
+    b.next = next;
+    Ok(b)
 }
 
-/// The loop that owns the queue and the store.
+/// The loop that owns the store and the sink's cursor.
 pub struct SinkDriver {
-    rx: mpsc::Receiver<Batch>,
+    journal: JournalHandle,
+    registry: Arc<Registry>,
     store: Store,
-    queue: VecDeque<Batch>,
-    pending_lines: usize,
-    max_pending_lines: usize,
+    batch_lines: usize,
+    flush_interval: Duration,
     backoff: Backoff,
     dead_letter: PathBuf,
     metrics: Arc<Metrics>,
 }
 
-/// Builds a sink over `store`.
-pub fn sink(store: Store, cfg: &StoreConfig, metrics: Arc<Metrics>) -> (SinkHandle, SinkDriver) {
-    let (tx, rx) = mpsc::channel(16);
-    let driver = SinkDriver {
-        rx,
+/// Builds the sink over `store`, reading from `journal`.
+pub fn sink(
+    store: Store,
+    cfg: &StoreConfig,
+    journal: JournalHandle,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+) -> SinkDriver {
+    SinkDriver {
+        journal,
+        registry,
         store,
-        queue: VecDeque::new(),
-        pending_lines: 0,
-        max_pending_lines: cfg.max_pending_lines,
+        batch_lines: cfg.batch_lines,
+        flush_interval: Duration::from_millis(cfg.flush_interval_ms),
         backoff: Backoff::new(cfg.retry_min_ms, cfg.retry_max_ms),
         dead_letter: cfg.dead_letter_path.clone(),
         metrics,
-    };
-    (SinkHandle { tx }, driver)
+    }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send>>;
-
 impl SinkDriver {
-    /// Writes batches until every handle is gone and the queue is empty, or until
-    /// [`SHUTDOWN_GRACE`] after `shutdown` turned true; what is left then is counted as dropped.
+    /// Writes what the journal holds, in order, until `shutdown` turns true. Nothing is lost by
+    /// stopping: unwritten records stay in the journal for the next start.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut inflight: Option<Attempt> = None;
-        let mut retry_at: Option<Instant> = None;
-        let mut give_up_at: Option<Instant> = None;
-        let mut open = true;
+        let mut committed = self.journal.watch();
         loop {
-            if !open && self.queue.is_empty() && inflight.is_none() {
+            let (cursor, generation) = self.journal.lock().cursor(CURSOR);
+            let end = *committed.borrow_and_update();
+            self.metrics
+                .tsdb_backlog_bytes
+                .set(self.journal.lock().bytes_between(cursor, end) as i64);
+            if cursor >= end {
+                self.metrics.tsdb_lag_seconds.set(0.0);
+                tokio::select! {
+                    _ = committed.changed() => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+            let (journal, registry, max) = (
+                self.journal.clone(),
+                self.registry.clone(),
+                self.batch_lines,
+            );
+            let batch = match tokio::task::spawn_blocking(move || {
+                read_batch(&journal, &registry, cursor, max)
+            })
+            .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::error!("cannot read the journal: {e}");
+                    if self
+                        .wait(self.backoff.clone().next_wait(), &mut shutdown)
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => return tracing::error!("journal reader task: {e}"),
+            };
+            if let Some(oldest) = batch.oldest_ms {
+                let lag_ms = crate::clock::now_ms().saturating_sub(oldest);
+                self.metrics.tsdb_lag_seconds.set(lag_ms as f64 / 1000.0);
+                let waited = Duration::from_millis(lag_ms);
+                if batch.lines < self.batch_lines && waited < self.flush_interval {
+                    // Small batch: give it the rest of the flush interval to fill up.
+                    tokio::select! {
+                        () = tokio::time::sleep(self.flush_interval - waited) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+            for s in &batch.skipped {
+                LineUnwritable { error: s }.emit(&self.metrics);
+            }
+            if self.write(batch, generation, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// Writes one batch until the store takes it or refuses it for good; true on shutdown.
+    async fn write(
+        &mut self,
+        batch: Batch,
+        generation: u64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let body = Bytes::from(batch.body);
+        loop {
+            if batch.lines == 0 {
                 break;
             }
-            if inflight.is_none() && retry_at.is_none() {
-                if let Some(front) = self.queue.front() {
-                    let store = self.store.clone();
-                    let body = front.body.clone();
-                    inflight = Some(Box::pin(async move { store.write(body).await }));
+            match self.store.write(body.clone()).await {
+                Ok(()) => {
+                    self.backoff.reset();
+                    TsdbBatchWritten { lines: batch.lines }.emit(&self.metrics);
+                    break;
                 }
-            }
-            tokio::select! {
-                batch = self.rx.recv(), if open => match batch {
-                    Some(batch) => self.enqueue(batch),
-                    None => open = false,
-                },
-                result = async { inflight.as_mut().expect("guarded by the select condition").await }, if inflight.is_some() => {
-                    inflight = None;
-                    retry_at = self.finish(result).await;
+                Err(WriteError::Retry(e)) => {
+                    let wait = self.backoff.next_wait();
+                    TsdbBatchFailed {
+                        lines: batch.lines,
+                        error: &e,
+                        retry_in: wait,
+                    }
+                    .emit(&self.metrics);
+                    if self.wait(wait, shutdown).await {
+                        return true;
+                    }
                 }
-                () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
-                _ = shutdown.changed(), if give_up_at.is_none() => give_up_at = Some(Instant::now() + SHUTDOWN_GRACE),
-                () = async { sleep_until(give_up_at.expect("guarded")).await }, if give_up_at.is_some() => break,
-            }
-        }
-        while let Ok(batch) = self.rx.try_recv() {
-            self.enqueue(batch);
-        }
-        if self.pending_lines > 0 {
-            TsdbLinesDropped {
-                lines: self.pending_lines,
-                reason: "shutdown",
-            }
-            .emit(&self.metrics);
-        }
-        self.metrics.tsdb_pending_lines.set(0);
-    }
-
-    fn enqueue(&mut self, batch: Batch) {
-        self.pending_lines += batch.lines;
-        self.queue.push_back(batch);
-        // Never drop the front: it may be in flight, and the store may already have it.
-        while self.pending_lines > self.max_pending_lines && self.queue.len() > 1 {
-            let oldest = self.queue.remove(1).expect("len > 1");
-            self.pending_lines -= oldest.lines;
-            TsdbLinesDropped {
-                lines: oldest.lines,
-                reason: "buffer_full",
-            }
-            .emit(&self.metrics);
-        }
-        self.metrics
-            .tsdb_pending_lines
-            .set(self.pending_lines as i64);
-    }
-
-    /// Handles the front batch's outcome; returns when to retry it, if it must be.
-    async fn finish(&mut self, result: Result<(), WriteError>) -> Option<Instant> {
-        let lines = self.queue.front().map_or(0, |b| b.lines);
-        match result {
-            Ok(()) => {
-                self.pop_front();
-                self.backoff.reset();
-                TsdbBatchWritten { lines }.emit(&self.metrics);
-                None
-            }
-            Err(WriteError::Retry(e)) => {
-                let wait = self.backoff.next_wait();
-                TsdbBatchFailed {
-                    lines,
-                    error: &e,
-                    retry_in: wait,
-                }
-                .emit(&self.metrics);
-                Some(Instant::now() + wait)
-            }
-            Err(WriteError::Rejected(e)) => {
-                let batch = self.pop_front();
-                let path = self
-                    .dead_letter
-                    .join(format!("batch-{}.lp", crate::clock::now_ms()));
-                let saved = match batch {
-                    Some(b) => save(&path, b.body)
+                Err(WriteError::Rejected(e)) => {
+                    let path = self
+                        .dead_letter
+                        .join(format!("batch-{}.lp", crate::clock::now_ms()));
+                    let saved = save(&path, body.clone())
                         .await
-                        .map(|()| path.display().to_string()),
-                    None => Ok(String::new()),
-                };
-                let where_ = saved.unwrap_or_else(|err| format!("not saved ({err})"));
-                TsdbBatchRejected {
-                    lines,
-                    error: &e,
-                    dead_letter: &where_,
+                        .map(|()| path.display().to_string());
+                    let where_ = saved.unwrap_or_else(|err| format!("not saved ({err})"));
+                    TsdbBatchRejected {
+                        lines: batch.lines,
+                        error: &e,
+                        dead_letter: &where_,
+                    }
+                    .emit(&self.metrics);
+                    break;
                 }
-                .emit(&self.metrics);
-                None
             }
         }
+        if let Err(e) = self.journal.lock().advance(CURSOR, batch.next, generation) {
+            tracing::error!("cannot save the time-series sink's journal cursor: {e}");
+        }
+        false
     }
 
-    fn pop_front(&mut self) -> Option<Batch> {
-        let b = self.queue.pop_front()?;
-        self.pending_lines -= b.lines;
-        self.metrics
-            .tsdb_pending_lines
-            .set(self.pending_lines as i64);
-        Some(b)
+    /// Sleeps for `wait`; true if `shutdown` turned true meanwhile.
+    async fn wait(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            _ = shutdown.changed() => true,
+        }
     }
 }
 
@@ -237,62 +282,53 @@ async fn save(path: &std::path::Path, body: Bytes) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::{Class, Journal, Limits};
 
-    fn batch(lines: usize) -> Batch {
-        Batch {
-            body: Bytes::from("m f=1 1\n".repeat(lines)),
-            lines,
-        }
-    }
-
-    fn driver(max_pending_lines: usize) -> SinkDriver {
-        let dir = std::env::temp_dir().join("gridwatch-writer-test");
-        let cfg = StoreConfig {
-            max_pending_lines,
-            ..StoreConfig::default()
-        };
-        let store = Store::Local(LocalStore::open(&dir, 1 << 20).unwrap());
-        sink(store, &cfg, Arc::new(Metrics::new())).1
+    fn registry() -> Registry {
+        Registry::parse(
+            "[community]\nid = \"yg\"\nname = \"n\"\n[[buildings]]\nid = \"b1\"\nname = \"n\"\n[[grids]]\nid = \"g1\"\nname = \"n\"\n[[devices]]\nid = \"mh-1\"\nkind = \"manhole\"\nbuilding = \"b1\"\ngrid = \"g1\"\nlocation = \"x\"\n",
+        )
+        .unwrap()
     }
 
     #[test]
-    fn a_full_buffer_drops_the_oldest_waiting_batch_but_never_the_one_in_flight() {
-        let mut d = driver(10);
-        d.enqueue(batch(4));
-        d.enqueue(batch(4));
-        d.enqueue(batch(4));
-        let sizes: Vec<usize> = d.queue.iter().map(|b| b.lines).collect();
-        assert_eq!(sizes, [4, 4]);
-        assert_eq!(d.pending_lines, 8);
-        assert_eq!(
-            d.metrics
-                .tsdb_lines_dropped
-                .with_label_values(&["buffer_full"])
-                .get(),
-            4
-        );
-    }
-
-    #[tokio::test]
-    async fn a_retryable_failure_keeps_the_batch_and_a_rejection_dead_letters_it() {
-        let mut d = driver(100);
-        d.dead_letter = std::env::temp_dir().join(format!("gridwatch-dead-{}", std::process::id()));
-        d.enqueue(batch(2));
-        d.enqueue(batch(3));
-        assert!(d
-            .finish(Err(WriteError::Retry("503".into())))
-            .await
-            .is_some());
-        assert_eq!(d.queue.len(), 2);
-        assert!(d
-            .finish(Err(WriteError::Rejected("400".into())))
-            .await
-            .is_none());
-        assert_eq!(d.queue.len(), 1);
-        assert_eq!(std::fs::read_dir(&d.dead_letter).unwrap().count(), 1);
-        assert!(d.finish(Ok(())).await.is_none());
-        assert_eq!((d.queue.len(), d.pending_lines), (0, 0));
-        assert_eq!(d.metrics.tsdb_lines_written.get(), 3);
-        std::fs::remove_dir_all(&d.dead_letter).unwrap();
+    fn batches_come_from_the_journal_in_order_and_skip_what_no_longer_decodes() {
+        let dir = std::env::temp_dir().join(format!("gridwatch-sink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, _) = Journal::open(
+            &dir,
+            Limits {
+                segment_bytes: 1 << 20,
+                max_bytes: 1 << 30,
+            },
+        )
+        .unwrap();
+        let start = j.register(CURSOR);
+        for i in 0..5u64 {
+            let payload = format!(
+                r#"{{"v":1,"ts":{i},"seq":{i},"kind":"manhole","data":{{"water_cm":{i}}}}}"#
+            );
+            j.stage(
+                Class::Telemetry,
+                100 + i,
+                "gw/v1/yg/mh-1/telemetry",
+                payload.as_bytes(),
+            );
+        }
+        j.stage(Class::Telemetry, 200, "gw/v1/yg/gone/telemetry", b"{}");
+        j.commit().unwrap();
+        let journal = JournalHandle::new(j);
+        let r = registry();
+        let first = read_batch(&journal, &r, start, 3).unwrap();
+        assert_eq!(first.lines, 3);
+        assert_eq!(first.oldest_ms, Some(100));
+        assert!(first
+            .body
+            .starts_with("manhole,building=b1,community=yg,device=mh-1,grid=g1 water_cm=0 0\n"));
+        let rest = read_batch(&journal, &r, first.next, 3).unwrap();
+        assert_eq!(rest.lines, 2);
+        assert_eq!(rest.skipped.len(), 1, "{:?}", rest.skipped);
+        assert_eq!(rest.next, journal.lock().end());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
