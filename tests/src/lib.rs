@@ -62,53 +62,78 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) -> anyhow
     )
 }
 
+/// Asks a child process to stop (SIGTERM) and waits for it.
+fn terminate(child: &mut Child) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    if !status.success() {
+        bail!("kill -TERM {} failed", child.id());
+    }
+    child.wait()?;
+    Ok(())
+}
+
+fn append_log(path: &Path) -> anyhow::Result<std::fs::File> {
+    Ok(std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)?)
+}
+
 /// A Mosquitto broker with persistence on and queue limits far above what a test sends.
 pub struct Mosquitto {
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Child,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Mosquitto {
     /// Starts a broker; returns once it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let child = Self::spawn(port, dir.path())?;
+        Ok(Self { port, child, dir })
+    }
+
+    /// Stops the broker cleanly (it saves its persistence file), waits `down_for`, and starts it
+    /// again on the same port with the same data.
+    pub fn restart(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        terminate(&mut self.child)?;
+        std::thread::sleep(down_for);
+        self.child = Self::spawn(self.port, self.dir.path())?;
+        Ok(())
+    }
+
+    fn spawn(port: u16, dir: &Path) -> anyhow::Result<Child> {
         let bin = find_binary(
             "GRIDWATCH_MOSQUITTO",
             &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"],
             "mosquitto",
         )?;
-        let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        let log = dir.path().join("mosquitto.log");
+        let conf = dir.join("mosquitto.conf");
+        let stderr = dir.join("stderr.log");
         std::fs::write(
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
                  max_queued_messages 100000\nmax_inflight_messages 20\nuser root\nlog_dest file {}\n",
-                dir.path().display(),
-                log.display()
+                dir.display(),
+                dir.join("mosquitto.log").display()
             ),
         )?;
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)
+            .stderr(append_log(&stderr)?)
             .spawn()
             .context("starting mosquitto")?;
-        wait_for_port(
-            port,
-            &mut child,
-            &dir.path().join("stderr.log"),
-            "mosquitto",
-        )?;
-        Ok(Self {
-            port,
-            child,
-            _dir: dir,
-        })
+        wait_for_port(port, &mut child, &stderr, "mosquitto")?;
+        Ok(child)
     }
 }
 
@@ -123,8 +148,8 @@ impl Drop for Mosquitto {
 pub struct VictoriaMetrics {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    child: Child,
-    _dir: TempDir,
+    child: Option<Child>,
+    dir: TempDir,
 }
 
 /// One series from VictoriaMetrics' export API.
@@ -146,34 +171,47 @@ impl VictoriaMetrics {
 
     /// Starts a server on `port`; returns once it listens.
     pub fn start_on(port: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let child = Some(Self::spawn(port, dir.path())?);
+        Ok(Self { port, child, dir })
+    }
+
+    /// Stops the server cleanly, as an operator would for maintenance.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c)?;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.child = Some(Self::spawn(self.port, self.dir.path())?);
+        Ok(())
+    }
+
+    fn spawn(port: u16, dir: &Path) -> anyhow::Result<Child> {
         let bin = find_binary(
             "GRIDWATCH_VICTORIA_METRICS",
             &["/usr/bin/victoria-metrics"],
             "victoria-metrics",
         )?;
-        let dir = tempfile::tempdir()?;
-        let log = dir.path().join("vm.log");
+        let log = dir.join("vm.log");
         let mut child = Command::new(bin)
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!(
-                "-storageDataPath={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("-storageDataPath={}", dir.join("data").display()))
             .args([
                 "-search.disableCache",
                 "-search.latencyOffset=0s",
                 "-loggerLevel=ERROR",
             ])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
+            .stderr(append_log(&log)?)
             .spawn()
             .context("starting victoria-metrics")?;
         wait_for_port(port, &mut child, &log, "victoria-metrics")?;
-        Ok(Self {
-            port,
-            child,
-            _dir: dir,
-        })
+        Ok(child)
     }
 
     /// Its base URL.
@@ -202,8 +240,10 @@ impl VictoriaMetrics {
 
 impl Drop for VictoriaMetrics {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -364,7 +404,44 @@ pub struct TestGateway {
     pub gateway: Gateway,
     /// Its HTTP base URL.
     pub url: String,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
+}
+
+/// The config the tests run the gateway with: the broker on `mqtt_port`, the store at
+/// `store_url`, its journal and dead letters under `dir`, short retry waits.
+pub fn test_config(mqtt_port: u16, store_url: &str, dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.mqtt.port = mqtt_port;
+    c.mqtt.reconnect_max_ms = 1000;
+    c.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.store.backend = StoreBackend::Influx;
+    c.store.influx.url = store_url.to_owned();
+    c.store.retry_max_ms = 1000;
+    c.store.batch_lines = 100;
+    c.store.flush_interval_ms = 100;
+    c.store.dead_letter_path = dir.join("dead-letter");
+    c.journal.path = dir.join("journal");
+    c.notify.retry_min_ms = 100;
+    c
+}
+
+/// Waits until the gateway at `url` answers `/readyz` with 200.
+pub async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = reqwest::get(format!("{url}/readyz"))
+            .await
+            .map(|r| r.status().is_success());
+        if matches!(ready, Ok(true)) {
+            // The gateway subscribes right after its ConnAck; give the SUBACK a moment to land.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("gateway at {url} not ready within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl TestGateway {
@@ -384,44 +461,27 @@ impl TestGateway {
         hook: &WebhookReceiver,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut c = Config::default();
-        c.mqtt.port = mosquitto.port;
-        c.http.listen = "127.0.0.1:0".parse()?;
-        c.store.backend = StoreBackend::Influx;
-        c.store.influx.url = store_url.to_owned();
-        c.store.retry_max_ms = 1000;
-        c.store.batch_lines = 100;
-        c.store.flush_interval_ms = 100;
-        c.store.dead_letter_path = dir.path().join("dead-letter");
-        c.journal.path = dir.path().join("journal");
-        c.notify.retry_min_ms = 100;
+        let config = test_config(mosquitto.port, store_url, dir.path());
+        let mut gw = Self::start_config(config, hook).await?;
+        gw._dir = Some(dir);
+        Ok(gw)
+    }
+
+    /// Starts the gateway with `config` and the test registry; returns once ready.
+    pub async fn start_config(config: Config, hook: &WebhookReceiver) -> anyhow::Result<Self> {
         let registry =
             Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
         let secrets = Secrets {
             webhook_secret: Some(WEBHOOK_SECRET.into()),
             ..Secrets::default()
         };
-        let gateway = Gateway::start(c, registry, secrets).await?;
+        let gateway = Gateway::start(config, registry, secrets).await?;
         let url = format!("http://{}", gateway.http_addr());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = reqwest::get(format!("{url}/readyz"))
-                .await
-                .map(|r| r.status().is_success());
-            if matches!(ready, Ok(true)) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("gateway not ready within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // The gateway subscribes right after its ConnAck; give the SUBACK a moment to land.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_ready(&url).await?;
         Ok(Self {
             gateway,
             url,
-            _dir: dir,
+            _dir: None,
         })
     }
 
@@ -499,4 +559,165 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The `gridwatch` binary, built next to the test executables.
+pub fn gateway_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target folder")?;
+    let bin = dir.join("gridwatch");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build -p gridwatch-gateway --bin gridwatch` (scripts/test does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The gateway as its own process, for tests that kill it.
+pub struct GatewayProcess {
+    /// Its HTTP base URL.
+    pub url: String,
+    config: PathBuf,
+    child: Child,
+}
+
+impl GatewayProcess {
+    /// Writes a config and the test registry into `dir` and starts `gridwatch run`; returns once ready.
+    pub async fn start(
+        mqtt_port: u16,
+        store_url: &str,
+        hook: &WebhookReceiver,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let http_port = free_port();
+        std::fs::write(dir.join("registry.toml"), registry_text(hook))?;
+        let config = dir.join("gridwatch.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
+                 [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
+                 dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
+                 [journal]\npath = \"{journal}\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+                dead = dir.join("dead-letter").display(),
+                journal = dir.join("journal").display(),
+            ),
+        )?;
+        let child = Self::spawn(&config, dir)?;
+        let gw = Self {
+            url: format!("http://127.0.0.1:{http_port}"),
+            config,
+            child,
+        };
+        wait_ready(&gw.url).await?;
+        Ok(gw)
+    }
+
+    fn spawn(config: &Path, dir: &Path) -> anyhow::Result<Child> {
+        Command::new(gateway_binary()?)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("GRIDWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(append_log(&dir.join("gateway.log"))?)
+            .stderr(append_log(&dir.join("gateway.log"))?)
+            .spawn()
+            .context("starting gridwatch")
+    }
+
+    /// Kills the process with SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts it again with the same config and data; returns once ready.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let dir = self
+            .config
+            .parent()
+            .context("config has a folder")?
+            .to_owned();
+        self.child = Self::spawn(&self.config, &dir)?;
+        wait_ready(&self.url).await
+    }
+
+    /// The gateway's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.url))
+            .await?
+            .text()
+            .await?)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A device that publishes one message at a time at QoS 1 and waits for the broker's PUBACK, so
+/// the test knows exactly which messages the broker acknowledged. After a lost connection it
+/// sends the same message again, as a node would.
+pub struct AckedPublisher {
+    client: AsyncClient,
+    eventloop: rumqttc::EventLoop,
+}
+
+impl AckedPublisher {
+    /// A device with client id `id`.
+    pub fn new(port: u16, id: &str) -> Self {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, eventloop) = AsyncClient::new(opts, 16);
+        Self { client, eventloop }
+    }
+
+    /// Publishes until the broker acknowledged this message (at most 60 s).
+    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        use rumqttc::{Event, Outgoing, Packet};
+        let deadline = Instant::now() + Duration::from_secs(60);
+        'attempt: loop {
+            if Instant::now() > deadline {
+                bail!("no PUBACK for {topic} within 60 s");
+            }
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+                .await?;
+            // PUBACKs for copies of earlier messages may still arrive; only ours count.
+            let mut ours = std::collections::HashSet::new();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), self.eventloop.poll()).await {
+                    Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                        ours.insert(pkid);
+                    }
+                    Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) if ours.contains(&ack.pkid) => {
+                        return Ok(())
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue 'attempt;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The values of every sample of `metric` in `vm`, as integers.
+pub async fn stored_values(vm: &VictoriaMetrics, metric: &str) -> anyhow::Result<std::collections::BTreeSet<u64>> {
+    let series = vm.export(&format!("{{__name__=\"{metric}\"}}")).await?;
+    Ok(series
+        .iter()
+        .flat_map(|s| s.values.iter().map(|v| *v as u64))
+        .collect())
 }
