@@ -22,6 +22,12 @@ use crate::registry::Registry;
 use crate::sinks::tsdb::writer::{self, Store};
 use crate::sinks::tsdb::{HttpStore, LocalStore};
 
+/// Picks ring as the process's TLS crypto provider; reqwest is built without a default one.
+/// Any HTTP client in the process needs this first; calling it again does nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A running gateway.
 pub struct Gateway {
     http_addr: SocketAddr,
@@ -38,8 +44,7 @@ impl Gateway {
         registry: Registry,
         secrets: Secrets,
     ) -> anyhow::Result<Self> {
-        // reqwest is built without a default crypto provider; pick ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let metrics = Arc::new(Metrics::new());
         let signer = match &secrets.webhook_secret {
             Some(s) => Some(Signer::from_secret(s)?),

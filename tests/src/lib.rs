@@ -22,6 +22,17 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tempfile::TempDir;
 use tokio::sync::{mpsc, Mutex};
 
+/// An HTTP client for the tests (the process's TLS provider installed first).
+pub fn http() -> reqwest::Client {
+    gridwatch_gateway::app::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// GETs `url` and returns the body as text.
+pub async fn get_text(url: &str) -> anyhow::Result<String> {
+    Ok(http().get(url).send().await?.text().await?)
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -221,7 +232,7 @@ impl VictoriaMetrics {
 
     /// Every series matching a selector, read after a forced flush.
     pub async fn export(&self, selector: &str) -> anyhow::Result<Vec<Series>> {
-        let http = reqwest::Client::new();
+        let http = http();
         http.get(format!("{}/internal/force_flush", self.url()))
             .send()
             .await?
@@ -429,7 +440,9 @@ pub fn test_config(mqtt_port: u16, store_url: &str, dir: &Path) -> Config {
 pub async fn wait_ready(url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ready = reqwest::get(format!("{url}/readyz"))
+        let ready = http()
+            .get(format!("{url}/readyz"))
+            .send()
             .await
             .map(|r| r.status().is_success());
         if matches!(ready, Ok(true)) {
@@ -487,10 +500,7 @@ impl TestGateway {
 
     /// The gateway's `/metrics` text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(reqwest::get(format!("{}/metrics", self.url))
-            .await?
-            .text()
-            .await?)
+        get_text(&format!("{}/metrics", self.url)).await
     }
 }
 
@@ -650,10 +660,7 @@ impl GatewayProcess {
 
     /// The gateway's `/metrics` text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(reqwest::get(format!("{}/metrics", self.url))
-            .await?
-            .text()
-            .await?)
+        get_text(&format!("{}/metrics", self.url)).await
     }
 }
 
@@ -714,7 +721,10 @@ impl AckedPublisher {
 }
 
 /// The values of every sample of `metric` in `vm`, as integers.
-pub async fn stored_values(vm: &VictoriaMetrics, metric: &str) -> anyhow::Result<std::collections::BTreeSet<u64>> {
+pub async fn stored_values(
+    vm: &VictoriaMetrics,
+    metric: &str,
+) -> anyhow::Result<std::collections::BTreeSet<u64>> {
     let series = vm.export(&format!("{{__name__=\"{metric}\"}}")).await?;
     Ok(series
         .iter()

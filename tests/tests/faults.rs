@@ -70,7 +70,9 @@ async fn until_acked(acked: &AtomicU64, at_least: u64) -> anyhow::Result<()> {
 async fn all_stored(vm: &VictoriaMetrics, n: u64) -> anyhow::Result<()> {
     let want: BTreeSet<u64> = (1..=n).collect();
     let result = eventually(Duration::from_secs(60), || async {
-        Ok(want.is_subset(&stored_values(vm, METRIC).await?).then_some(()))
+        Ok(want
+            .is_subset(&stored_values(vm, METRIC).await?)
+            .then_some(()))
     })
     .await;
     if result.is_err() {

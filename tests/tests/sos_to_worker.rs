@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use gridwatch_e2e::{
-    eventually, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
-    WEBHOOK_SECRET,
+    eventually, get_text, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics,
+    WebhookReceiver, WEBHOOK_SECRET,
 };
 use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
 use gridwatch_gateway::notify::signing::Signer;
@@ -120,10 +120,8 @@ async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted(
     let expected = Signer::from_secret(WEBHOOK_SECRET)?.sign(ids[0], ts, &accepted.body);
     assert_eq!(accepted.header("webhook-signature"), expected);
 
-    let listed: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", gw.url))
-        .await?
-        .json()
-        .await?;
+    let listed: serde_json::Value =
+        serde_json::from_str(&get_text(&format!("{}/api/v1/alerts", gw.url)).await?)?;
     assert_eq!(listed["alerts"][0]["alert_id"], alert["alert_id"]);
 
     let m = gw.metrics().await?;
