@@ -14,13 +14,13 @@
 use std::io;
 use std::sync::{Arc, RwLock};
 
-use gridwatch_edge_rules::{evaluate, Observation};
+use gridwatch_edge_rules::{evaluate, Firing, Observation, Severity};
 use rumqttc::Publish;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
-use crate::alerts::{alert_id, Alert, AlertBook, Fired};
+use crate::alerts::{alert_id, gateway_device, Alert, AlertBook, Fired, JOURNAL_WRITE_FAILED};
 use crate::backoff::Backoff;
 use crate::config::Language;
 use crate::decode::{decode, Body, Channel, Decoded};
@@ -182,9 +182,31 @@ impl Pipeline {
                 .emit(&self.metrics);
                 let newer = std::mem::replace(staged, acks);
                 staged.extend(newer);
+                self.journal_failed();
                 *retry_at = Some(Instant::now() + wait);
             }
         }
+    }
+
+    /// Raises the gateway's own critical alert: while the journal fails nothing is acknowledged,
+    /// so the broker holds every device's messages, SOS included, until the disk works again.
+    fn journal_failed(&self) {
+        let now = crate::clock::now_ms();
+        let firing = Firing {
+            rule: JOURNAL_WRITE_FAILED,
+            severity: Severity::Critical,
+            at_ms: now,
+        };
+        let device = gateway_device(&self.registry.community);
+        let id = alert_id(now, &device.id, 0, firing.rule);
+        let fired = self.alerts.write().unwrap_or_else(|e| e.into_inner()).fire(
+            &firing,
+            &device,
+            None,
+            id,
+            self.language,
+        );
+        self.announce(fired, None);
     }
 
     async fn enforce_budget(&self) {
@@ -310,10 +332,25 @@ impl Pipeline {
             id,
             self.language,
         );
+        self.announce(fired, Some((registry, pos)));
+    }
+
+    /// Counts, logs and broadcasts what a firing did; a new alert is also sent to whoever is on
+    /// duty for its device (`route`), when it has one.
+    fn announce(&self, fired: Fired, route: Option<(&Registry, Position)>) {
         let alert = match fired {
             Fired::Opened(alert) => {
                 AlertOpened { alert: &alert }.emit(&self.metrics);
-                self.notify(&alert, registry, pos);
+                match route {
+                    Some((registry, pos)) => self.notify(&alert, registry, pos),
+                    None => NotifyUnroutable {
+                        alert_id: &alert.alert_id,
+                        grid: "",
+                        why:
+                            "the gateway's own alerts go to the control room (no duty officer yet)",
+                    }
+                    .emit(&self.metrics),
+                }
                 alert
             }
             Fired::Repeated(alert) => {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use gridwatch_e2e::{
-    eventually, free_port, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics,
-    WebhookReceiver,
+    eventually, free_port, get_text, metric_sum, stored_values, test_config, Device, Mosquitto,
+    TestGateway, VictoriaMetrics, WebhookReceiver,
 };
 use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
 
@@ -102,6 +102,64 @@ async fn readings_wait_for_a_store_that_is_down_and_arrive_when_it_starts() -> a
     let m = gw.metrics().await?;
     assert_eq!(metric_sum(&m, "gridwatch_tsdb_lines_written_total"), 300.0);
     assert_eq!(metric_sum(&m, "gridwatch_tsdb_lines_dropped_total"), 0.0);
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_be_written_holds_back_acks_raises_an_alert_and_recovers(
+) -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let vm = VictoriaMetrics::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let gw = TestGateway::start_config(test_config(mosquitto.port, &vm.url(), dir.path()), &hook)
+        .await?;
+    // The first segment is /dev/full: every write fails with "no space left on device".
+    let segment = dir.path().join("journal/00000000000000000001.seg");
+    std::os::unix::fs::symlink("/dev/full", &segment)?;
+
+    let t0 = now_ms() - 10_000;
+    let dev = Device::connect(mosquitto.port, "mh-1");
+    for i in 0..5u64 {
+        let mut data = Readings::new();
+        data.push(Reading {
+            name: "water_cm",
+            value: Value::Number(i as f64),
+        })
+        .unwrap();
+        let m = Message {
+            ts: t0 + i,
+            seq: i + 1,
+            kind: "manhole",
+            event: None,
+            data,
+            mac: None,
+        };
+        dev.publish("gw/v1/yg/mh-1/telemetry", encode(&m)).await?;
+    }
+
+    let alert = eventually(Duration::from_secs(20), || async {
+        let list: serde_json::Value =
+            serde_json::from_str(&get_text(&format!("{}/api/v1/alerts", gw.url)).await?)?;
+        Ok(list["alerts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["rule"] == "journal_write_failed"))
+            .cloned())
+    })
+    .await?;
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["device"]["id"], "gateway");
+    let m = gw.metrics().await?;
+    assert!(metric_sum(&m, "gridwatch_journal_commit_failures_total") >= 1.0);
+    assert_eq!(metric_sum(&m, "gridwatch_journal_commits_total"), 0.0);
+    assert!(stored_values(&vm, "manhole_water_cm").await?.is_empty());
+
+    std::fs::remove_file(&segment)?;
+    eventually(Duration::from_secs(20), || async {
+        Ok((stored_values(&vm, "manhole_water_cm").await?.len() == 5).then_some(()))
+    })
+    .await?;
     gw.gateway.shutdown().await;
     Ok(())
 }

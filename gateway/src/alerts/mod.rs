@@ -80,6 +80,23 @@ pub struct Alert {
     pub escalation_level: u8,
 }
 
+/// The rule of the gateway's own alert when its journal cannot be written.
+pub const JOURNAL_WRITE_FAILED: &str = "journal_write_failed";
+
+/// The gateway itself, as the device of its own alerts.
+pub fn gateway_device(community: &str) -> Device {
+    Device {
+        id: "gateway".into(),
+        kind: "gateway".into(),
+        community: community.into(),
+        building: String::new(),
+        building_name: String::new(),
+        grid: String::new(),
+        grid_name: String::new(),
+        location: "边缘网关 / edge gateway".into(),
+    }
+}
+
 /// The id of the alert a firing opens: a UUID v7 whose time is when the message was received and
 /// whose other bits come from the device, its `seq` and the rule. Replaying the same message after
 /// a restart gives the same id, so receivers see the same alert and the same idempotency id.

@@ -29,6 +29,10 @@ impl Messages {
                     d.location, d.building_name
                 ),
             },
+            super::JOURNAL_WRITE_FAILED => Self {
+                zh_cn: "网关无法写入本地日志（磁盘已满或故障）：已暂停确认传感器消息，消息在MQTT代理处排队，请立即检查网关磁盘".into(),
+                en: "The gateway cannot write its journal (disk full or failing): it has stopped acknowledging sensor messages, which now queue at the broker. Check the gateway's disk now.".into(),
+            },
             other => Self {
                 zh_cn: format!("{}{}告警：{other}", d.building_name, d.location),
                 en: format!("Alert at {}, {}: {other}", d.location, d.building_name),

@@ -265,6 +265,8 @@ impl Journal {
             }
             Err(_) => {
                 let _ = group.file.set_len(group.at.offset);
+                // Open the file afresh next time: the handle may be what is broken.
+                self.active = None;
                 let mut bytes = group.bytes;
                 bytes.extend_from_slice(&self.staged);
                 self.staged = bytes;
@@ -559,6 +561,40 @@ mod tests {
         assert!(j.segments_from(Position::default()).len() > 1, "rotated");
         let from = positions[7];
         assert_eq!(all(&j, from)[0].1, "2-1");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_group_staged_and_a_retry_writes_it() {
+        let d = dir("full");
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        // Every write to /dev/full fails with "no space left on device".
+        std::os::unix::fs::symlink("/dev/full", segment_path(&d, 1)).unwrap();
+        let first = j.stage(Class::Event, 1, "t", b"sos");
+        assert!(j.commit().is_err());
+        assert_eq!(
+            j.end(),
+            Position {
+                segment: 1,
+                offset: 0
+            }
+        );
+        let second = j.stage(Class::Telemetry, 2, "t", b"later");
+        assert_eq!(
+            first,
+            Position {
+                segment: 1,
+                offset: 0
+            }
+        );
+        assert!(second > first);
+        fs::remove_file(segment_path(&d, 1)).unwrap();
+        j.commit().unwrap();
+        let got: Vec<String> = all(&j, Position::default())
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(got, ["sos", "later"]);
         fs::remove_dir_all(&d).unwrap();
     }
 
