@@ -54,15 +54,14 @@ impl Gateway {
             }
         };
         let store = match config.store.backend {
-            StoreBackend::Local => Store::Local(
-                LocalStore::open(&config.store.local.path, config.store.local.rotate_bytes)
-                    .with_context(|| {
-                        format!(
-                            "store.local.path: cannot create {}",
-                            config.store.local.path.display()
-                        )
-                    })?,
-            ),
+            StoreBackend::Local => {
+                Store::Local(LocalStore::open(&config.store.local).with_context(|| {
+                    format!(
+                        "store.local.path: cannot create {}",
+                        config.store.local.path.display()
+                    )
+                })?)
+            }
             StoreBackend::Influx => Store::Http(HttpStore::new(
                 &config.store.influx,
                 secrets.tsdb_token.clone(),

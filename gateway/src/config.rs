@@ -169,6 +169,8 @@ pub struct LocalStoreConfig {
     pub path: PathBuf,
     /// A file is closed and a new one started past this many bytes.
     pub rotate_bytes: u64,
+    /// Retention: closed files beyond this many bytes in all are deleted, oldest first.
+    pub max_bytes: u64,
 }
 
 impl Default for LocalStoreConfig {
@@ -176,6 +178,7 @@ impl Default for LocalStoreConfig {
         Self {
             path: PathBuf::from("data/tsdb"),
             rotate_bytes: 64 << 20,
+            max_bytes: 4 << 30,
         }
     }
 }

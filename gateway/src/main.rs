@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gridwatch_gateway::config::{Config, Secrets};
+use gridwatch_gateway::config::{Config, InfluxConfig, Secrets};
 use gridwatch_gateway::demo::{self, DemoOptions};
 use gridwatch_gateway::registry::Registry;
+use gridwatch_gateway::sinks::tsdb::{replay, HttpStore};
 use gridwatch_gateway::Gateway;
 
 #[derive(Parser)]
@@ -32,6 +33,24 @@ enum Command {
         /// HTTP listen address; overrides `http.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+    },
+    /// Send readings kept by the local store to a server's InfluxDB v2 write API.
+    Replay {
+        /// The local store's folder (`store.local.path`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Base URL of the server, e.g. http://127.0.0.1:8428; the token comes from GRIDWATCH_TSDB_TOKEN.
+        #[arg(long)]
+        to: String,
+        /// Organisation (InfluxDB).
+        #[arg(long, default_value = "gridwatch")]
+        org: String,
+        /// Bucket (InfluxDB).
+        #[arg(long, default_value = "gridwatch")]
+        bucket: String,
+        /// Lines per request.
+        #[arg(long, default_value_t = 5000)]
+        chunk_lines: usize,
     },
     /// Everything in one process: embedded broker, local store, a simulated community.
     Demo {
@@ -80,6 +99,36 @@ async fn run(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     Ok(())
 }
 
+async fn replay(
+    from: PathBuf,
+    to: String,
+    org: String,
+    bucket: String,
+    chunk_lines: usize,
+) -> anyhow::Result<()> {
+    gridwatch_gateway::app::install_crypto_provider();
+    let cfg = InfluxConfig {
+        url: to,
+        org,
+        bucket,
+        ..InfluxConfig::default()
+    };
+    let store = HttpStore::new(&cfg, Secrets::from_env().tsdb_token).context("--to")?;
+    let done = replay::replay(&from, &store, chunk_lines, |done, file| {
+        eprint!("\rreplayed {} lines ({})   ", done.lines, file.display());
+    })
+    .await?;
+    eprintln!();
+    println!(
+        "replayed {} lines from {} files to {}; {} refused as malformed",
+        done.lines,
+        done.files,
+        store.describe(),
+        done.refused
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -90,6 +139,13 @@ async fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Run { config, listen } => run(config, listen).await,
+        Command::Replay {
+            from,
+            to,
+            org,
+            bucket,
+            chunk_lines,
+        } => replay(from, to, org, bucket, chunk_lines).await,
         Command::Demo {
             listen,
             mqtt_port,

@@ -295,6 +295,19 @@ impl Journal {
             .collect()
     }
 
+    /// When the oldest record on disk was received, in ms since the epoch.
+    pub fn oldest_received_ms(&self) -> Option<u64> {
+        let (&id, &len) = self.segments.iter().find(|(_, len)| **len > 0)?;
+        let mut f = File::open(segment_path(&self.dir, id)).ok()?;
+        let mut header = [0u8; 8];
+        f.read_exact(&mut header).ok()?;
+        let body = u32::from_le_bytes(header[..4].try_into().ok()?) as u64;
+        let mut bytes = header.to_vec();
+        bytes.resize((8 + body).min(len) as usize, 0);
+        f.read_exact(&mut bytes[8..]).ok()?;
+        record::parse(&bytes).map(|(r, _)| r.received_ms)
+    }
+
     /// Bytes of committed records from `from` up to `to`.
     pub fn bytes_between(&self, from: Position, to: Position) -> u64 {
         self.segments
@@ -556,6 +569,7 @@ mod tests {
         }
         let got = all(&j, Position::default());
         assert_eq!(got.len(), 15);
+        assert_eq!(j.oldest_received_ms(), Some(1));
         assert_eq!(got.iter().map(|(p, _)| *p).collect::<Vec<_>>(), positions);
         assert_eq!(got[14].1, "4-2");
         assert!(j.segments_from(Position::default()).len() > 1, "rotated");

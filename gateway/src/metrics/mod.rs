@@ -55,6 +55,8 @@ pub struct Metrics {
     pub journal_written_bytes: IntCounter,
     /// Bytes the journal holds on disk.
     pub journal_bytes: IntGauge,
+    /// Age of the oldest record the journal holds, in seconds.
+    pub journal_oldest_age_seconds: Gauge,
     /// Bytes cut off a torn journal tail at start.
     pub journal_torn_bytes: IntCounter,
     /// Journal segments moved to quarantine at start.
@@ -84,6 +86,14 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
         .register(Box::new(c.clone()))
         .expect("metric registered once");
     c
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::new(name, help).expect("metric definition is valid");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -177,16 +187,16 @@ impl Metrics {
                 "gridwatch_tsdb_backlog_bytes",
                 "Journal bytes the store has not yet acknowledged.",
             ),
-            tsdb_lag_seconds: {
-                let g = Gauge::new(
-                    "gridwatch_tsdb_lag_seconds",
-                    "Age of the oldest reading not yet in the store.",
-                )
-                .expect("metric definition is valid");
-                r.register(Box::new(g.clone()))
-                    .expect("metric registered once");
-                g
-            },
+            tsdb_lag_seconds: float_gauge(
+                &r,
+                "gridwatch_tsdb_lag_seconds",
+                "Age of the oldest reading not yet in the store.",
+            ),
+            journal_oldest_age_seconds: float_gauge(
+                &r,
+                "gridwatch_journal_oldest_age_seconds",
+                "Age of the oldest record the journal holds.",
+            ),
             journal_commits: counter(
                 &r,
                 "gridwatch_journal_commits_total",

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod line_protocol;
 pub mod local;
+pub mod replay;
 pub mod writer;
 
 use gridwatch_firmware::wire::{Value, MAX_READINGS};

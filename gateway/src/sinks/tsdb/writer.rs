@@ -153,11 +153,21 @@ impl SinkDriver {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut committed = self.journal.watch();
         loop {
-            let (cursor, generation) = self.journal.lock().cursor(CURSOR);
             let end = *committed.borrow_and_update();
-            self.metrics
-                .tsdb_backlog_bytes
-                .set(self.journal.lock().bytes_between(cursor, end) as i64);
+            let (cursor, generation) = {
+                let j = self.journal.lock();
+                let (cursor, generation) = j.cursor(CURSOR);
+                self.metrics
+                    .tsdb_backlog_bytes
+                    .set(j.bytes_between(cursor, end) as i64);
+                self.metrics.journal_bytes.set(j.disk_bytes() as i64);
+                let now = crate::clock::now_ms();
+                let age_ms = now.saturating_sub(j.oldest_received_ms().unwrap_or(now));
+                self.metrics
+                    .journal_oldest_age_seconds
+                    .set(age_ms as f64 / 1000.0);
+                (cursor, generation)
+            };
             if cursor >= end {
                 self.metrics.tsdb_lag_seconds.set(0.0);
                 tokio::select! {
