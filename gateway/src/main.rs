@@ -69,10 +69,25 @@ enum Command {
     },
 }
 
+/// Resolves on Ctrl-C or SIGTERM (what systemd and `kill` send), so both stop cleanly.
 async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::error!("cannot listen for Ctrl-C: {e}");
-        std::future::pending::<()>().await;
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => if let Err(e) = r {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        },
+        () = term => {}
     }
 }
 

@@ -165,8 +165,8 @@ impl Pipeline {
                 self.metrics.journal_commits.inc();
                 self.metrics.journal_records.inc_by(records as u64);
                 self.metrics.journal_written_bytes.inc_by(bytes as u64);
-                for publish in &acks {
-                    self.acker.ack(publish).await;
+                for publish in acks {
+                    self.acker.ack(publish);
                 }
                 self.journal.committed(end);
                 self.outbox.committed(end);
@@ -265,7 +265,7 @@ impl Pipeline {
             staged.push(m.publish);
         } else {
             // Nothing to keep: acknowledged at once, so the broker does not send it again.
-            self.acker.ack(&m.publish).await;
+            self.acker.ack(m.publish);
         }
     }
 

@@ -104,8 +104,17 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker; returns once it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_tuned(20, 100_000)
+    }
+
+    /// Starts a broker with `max_inflight_messages` and `max_queued_messages` per client.
+    pub fn start_tuned(inflight: u32, queued: u32) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
+        std::fs::write(
+            dir.path().join("limits.conf"),
+            format!("max_queued_messages {queued}\nmax_inflight_messages {inflight}\n"),
+        )?;
         let child = Self::spawn(port, dir.path())?;
         Ok(Self { port, child, dir })
     }
@@ -131,8 +140,9 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 max_queued_messages 100000\nmax_inflight_messages 20\nuser root\nlog_dest file {}\n",
+                 {}user root\nlog_dest file {}\n",
                 dir.display(),
+                std::fs::read_to_string(dir.join("limits.conf"))?,
                 dir.join("mosquitto.log").display()
             ),
         )?;
@@ -578,7 +588,15 @@ pub fn gateway_binary() -> anyhow::Result<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .context("test executable has no target folder")?;
-    let bin = dir.join("gridwatch");
+    // Test executables live in target/<profile>/deps, other binaries in target/<profile>.
+    let bin = [
+        exe.parent().map(|d| d.join("gridwatch")),
+        Some(dir.join("gridwatch")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| dir.join("gridwatch"));
     if !bin.exists() {
         bail!(
             "{} is missing: build it first with `cargo build -p gridwatch-gateway --bin gridwatch` (scripts/test does)",
@@ -604,20 +622,28 @@ impl GatewayProcess {
         hook: &WebhookReceiver,
         dir: &Path,
     ) -> anyhow::Result<Self> {
+        let config = format!(
+            "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
+             [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
+             dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
+             [journal]\npath = \"{journal}\"\n",
+            dead = dir.join("dead-letter").display(),
+            journal = dir.join("journal").display(),
+        );
+        Self::start_with(&config, &registry_text(hook), dir).await
+    }
+
+    /// Starts `gridwatch run` in `dir` with `config` (TOML without an `[http]` table, which this
+    /// adds on a free port) and `registry`; returns once ready.
+    pub async fn start_with(config: &str, registry: &str, dir: &Path) -> anyhow::Result<Self> {
         let http_port = free_port();
-        std::fs::write(dir.join("registry.toml"), registry_text(hook))?;
-        let config = dir.join("gridwatch.toml");
+        std::fs::write(dir.join("registry.toml"), registry)?;
+        let path = dir.join("gridwatch.toml");
         std::fs::write(
-            &config,
-            format!(
-                "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
-                 [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
-                 dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
-                 [journal]\npath = \"{journal}\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
-                dead = dir.join("dead-letter").display(),
-                journal = dir.join("journal").display(),
-            ),
+            &path,
+            format!("{config}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n"),
         )?;
+        let config = path;
         let child = Self::spawn(&config, dir)?;
         let gw = Self {
             url: format!("http://127.0.0.1:{http_port}"),
@@ -638,6 +664,16 @@ impl GatewayProcess {
             .stderr(append_log(&dir.join("gateway.log"))?)
             .spawn()
             .context("starting gridwatch")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the process cleanly (SIGTERM) and waits for it.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child)
     }
 
     /// Kills the process with SIGKILL: no chance to flush or say goodbye.

@@ -216,3 +216,32 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
     gw.gateway.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_queue_drains_without_dropping() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let vm = VictoriaMetrics::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let mut config = test_config(mosquitto.port, &vm.url(), dir.path());
+    config.ingest.telemetry_queue = 8;
+    // Leave a persistent session, then let a backlog pile up at the broker while the gateway is away.
+    TestGateway::start_config(config.clone(), &hook)
+        .await?
+        .gateway
+        .shutdown()
+        .await;
+    let n = 1000;
+    load(mosquitto.port, n, Arc::new(AtomicU64::new(0))).await??;
+
+    let gw = TestGateway::start_config(config, &hook).await?;
+    all_stored(&vm, n).await?;
+    let m = gw.metrics().await?;
+    assert_eq!(
+        metric_sum(&m, "gridwatch_messages_dropped_total"),
+        0.0,
+        "{m}"
+    );
+    gw.gateway.shutdown().await;
+    Ok(())
+}

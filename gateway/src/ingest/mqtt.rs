@@ -4,8 +4,10 @@
 //!   and queues its QoS 1 messages while it is away.
 //! - Manual acks: rumqttc would otherwise PUBACK before our code runs. The pipeline acks through
 //!   [`Acker`] once a message is handled; unacked messages are redelivered after a reconnect.
-//! - The event loop is polled only here, in its own task, and never waits on anything slow: events
-//!   wait for queue room (life-safety first), telemetry is shed and counted when its queue is full.
+//! - The event loop is polled only here, in its own task. When the pipeline's queue is full it
+//!   waits for room for QoS 1 messages (the broker keeps the rest and its in-flight limit is the
+//!   flow control) and sheds QoS 0 telemetry, counted. Acks go through [`AckDriver`], so the
+//!   pipeline never waits on the event loop while the event loop waits on the pipeline.
 //! - Subscriptions are renewed on every ConnAck; reconnects back off exponentially.
 //! - rumqttc's own packet limit is set far above `ingest.max_payload_bytes`: a packet over its
 //!   limit is a connection error, and a redelivered one would then break every reconnect. Our
@@ -38,25 +40,44 @@ pub struct Incoming {
     pub received_ms: u64,
 }
 
-/// Acknowledges handled messages to the broker.
+/// Acknowledges handled messages to the broker, without ever making the caller wait.
+///
+/// The acks go to [`AckDriver`], which hands them to rumqttc. The pipeline must not wait on the
+/// event loop: the event loop may itself be waiting for room in the pipeline's queue.
 #[derive(Clone)]
 pub struct Acker {
-    client: AsyncClient,
+    tx: mpsc::UnboundedSender<Publish>,
 }
 
 impl Acker {
-    /// Sends the PUBACK for a handled message (nothing for QoS 0).
-    pub async fn ack(&self, publish: &Publish) {
-        if let Err(e) = self.client.ack(publish).await {
-            // Only when the event loop is gone; the broker redelivers after the next connect.
-            tracing::debug!("ack not sent: {e}");
+    /// Queues the PUBACK for a handled message (nothing goes out for QoS 0).
+    pub fn ack(&self, publish: Publish) {
+        // Fails only once the ack driver stopped; the broker then redelivers after a reconnect.
+        let _ = self.tx.send(publish);
+    }
+}
+
+/// The loop that passes acks to rumqttc's request queue.
+pub struct AckDriver {
+    rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+}
+
+impl AckDriver {
+    /// Sends acks until every [`Acker`] is gone.
+    pub async fn run(mut self) {
+        while let Some(publish) = self.rx.recv().await {
+            if let Err(e) = self.client.ack(&publish).await {
+                // Only when the event loop is gone; the broker redelivers after the next connect.
+                tracing::debug!("ack not sent: {e}");
+            }
         }
     }
 }
 
 /// Where the driver puts messages: events and telemetry on separate queues.
 pub struct Queues {
-    /// Life-safety and other events; the driver waits for room.
+    /// Life-safety and other events; the driver waits for room, so the broker keeps the rest.
     pub events: mpsc::Sender<Incoming>,
     /// Telemetry and status; shed when full.
     pub telemetry: mpsc::Sender<Incoming>,
@@ -75,7 +96,7 @@ pub fn connect(
     cfg: &MqttConfig,
     password: Option<String>,
     metrics: Arc<Metrics>,
-) -> (Acker, MqttDriver) {
+) -> (Acker, AckDriver, MqttDriver) {
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
     opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs))
         .set_clean_session(false)
@@ -91,7 +112,8 @@ pub fn connect(
         backoff: Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms),
         metrics,
     };
-    (Acker { client }, driver)
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Acker { tx }, AckDriver { rx, client }, driver)
 }
 
 impl MqttDriver {
@@ -163,6 +185,11 @@ impl MqttDriver {
         if channel_hint(&incoming.publish.topic) == Some(Channel::Event) {
             return queues.events.send(incoming).await.is_ok();
         }
+        if incoming.publish.qos != QoS::AtMostOnce {
+            // The broker holds what we have not acknowledged: waiting here loses nothing, and its
+            // in-flight limit is the flow control. Dropping would lose a message it counts as sent.
+            return queues.telemetry.send(incoming).await.is_ok();
+        }
         match queues.telemetry.try_send(incoming) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(incoming)) => {
@@ -173,9 +200,6 @@ impl MqttDriver {
                     topic: &incoming.publish.topic,
                 }
                 .emit(&self.metrics);
-                // Acked although dropped: an unacked message would hold one of the broker's few
-                // in-flight slots until the next reconnect and stall everything behind it.
-                let _ = self.client.try_ack(&incoming.publish);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -1,0 +1,492 @@
+//! `gridwatch-bench`: whole-pipeline benchmarks against a real Mosquitto and a real
+//! VictoriaMetrics, each figure measured side by side with its baseline in the same run.
+//!
+//! - `throughput`: N QoS 1 readings wait at the broker for an offline persistent session; first a
+//!   bare rumqttc subscriber drains them (it only counts), then the gateway (release binary, with
+//!   decode, journal fsync, rules and the store) does. Reports both rates and their ratio.
+//! - `latency`: while telemetry flows at a fixed rate, an SOS from a different button every 50 ms;
+//!   publish-to-webhook-received p50, p99 and maximum.
+//! - `memory`: the gateway's resident set with 1,000, 10,000 and 100,000 registered devices, each
+//!   of which has sent readings.
+//!
+//! Run with `scripts/bench [throughput|latency|memory|all]` (release build).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use gridwatch_e2e::{get_text, metric_sum, GatewayProcess, Mosquitto, VictoriaMetrics};
+use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Throughput,
+    Latency,
+    Memory,
+    All,
+}
+
+#[derive(Parser)]
+#[command(about = "Gridwatch whole-pipeline benchmarks against real servers")]
+struct Args {
+    /// Which benchmark.
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Readings per throughput run.
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Mosquitto's max_inflight_messages for every client (0 = unlimited).
+    #[arg(long, default_value_t = 20)]
+    inflight: u32,
+    /// Telemetry rate during the latency run, readings per second.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Largest registry of the memory run.
+    #[arg(long, default_value_t = 100_000)]
+    max_devices: usize,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A registry with `telemetry` manhole covers and `sos` buttons; workers get `hook` as webhook.
+fn registry(telemetry: usize, sos: usize, hook: &str) -> String {
+    let mut r = format!(
+        "[community]\nid = \"bench\"\nname = \"基准社区\"\n\n[[buildings]]\nid = \"b1\"\nname = \"1号楼\"\n\n\
+         [[grids]]\nid = \"g1\"\nname = \"第一网格\"\n\n[[workers]]\nid = \"w1\"\nname = \"值班员\"\nwebhook = \"{hook}\"\n\n\
+         [[duty]]\ngrid = \"g1\"\nworker = \"w1\"\n"
+    );
+    for i in 0..telemetry {
+        r.push_str(&format!(
+            "\n[[devices]]\nid = \"mh-{i}\"\nkind = \"manhole\"\nbuilding = \"b1\"\ngrid = \"g1\"\nlocation = \"井{i}\"\n"
+        ));
+    }
+    for i in 0..sos {
+        r.push_str(&format!(
+            "\n[[devices]]\nid = \"sos-{i}\"\nkind = \"sos\"\nbuilding = \"b1\"\ngrid = \"g1\"\nlocation = \"{i}室\"\n"
+        ));
+    }
+    r
+}
+
+/// One reading of about 90 bytes, as a manhole node sends it.
+fn reading(seq: u64) -> Vec<u8> {
+    let mut data = Readings::new();
+    let mut put = |name, v| {
+        let _ = data.push(Reading {
+            name,
+            value: Value::Number(v),
+        });
+    };
+    put("tilt_deg", (seq % 90) as f64 / 10.0);
+    put("water_cm", (seq % 500) as f64 / 10.0);
+    put("battery_v", 3.61);
+    let msg = Message {
+        ts: now_ms(),
+        seq,
+        kind: "manhole",
+        event: None,
+        data,
+        mac: None,
+    };
+    let mut buf = [0u8; 256];
+    let n = wire::encode(&msg, &mut buf).expect("bench readings encode");
+    buf[..n].to_vec()
+}
+
+fn sos(seq: u64) -> Vec<u8> {
+    let msg = Message {
+        ts: now_ms(),
+        seq,
+        kind: "sos",
+        event: Some("sos_pressed"),
+        data: Readings::new(),
+        mac: None,
+    };
+    let mut buf = [0u8; 256];
+    let n = wire::encode(&msg, &mut buf).expect("bench SOS encodes");
+    buf[..n].to_vec()
+}
+
+/// Publishes `n` readings at QoS 1 round-robin over `devices`, as fast as the broker takes them.
+async fn publish(port: u16, n: u64, devices: usize) -> anyhow::Result<Duration> {
+    let mut opts = MqttOptions::new("bench-publisher", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(200);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let acked = Arc::new(AtomicU64::new(0));
+    let counter = acked.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("publisher: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    let start = Instant::now();
+    for seq in 0..n {
+        let device = seq as usize % devices;
+        client
+            .publish(
+                format!("gw/v1/bench/mh-{device}/telemetry"),
+                QoS::AtLeastOnce,
+                false,
+                reading(seq / devices as u64 + 1),
+            )
+            .await?;
+    }
+    while acked.load(Ordering::Relaxed) < n {
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "publisher: only {} of {n} acknowledged",
+                acked.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    poller.abort();
+    Ok(start.elapsed())
+}
+
+/// A bare rumqttc subscriber with a persistent session: subscribe once, then later drain.
+fn bare_options(port: u16) -> MqttOptions {
+    let mut opts = MqttOptions::new("bench-bare", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    opts
+}
+
+async fn bare_subscribe_once(port: u16) -> anyhow::Result<()> {
+    let (client, mut eventloop) = AsyncClient::new(bare_options(port), 1000);
+    client
+        .subscribe("gw/v1/+/+/telemetry", QoS::AtLeastOnce)
+        .await?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+            break;
+        }
+    }
+    client.disconnect().await?;
+    while eventloop.poll().await.is_ok() {}
+    Ok(())
+}
+
+/// Drains `n` queued messages; the time from ConnAck to the last one.
+async fn bare_drain(port: u16, n: u64) -> anyhow::Result<Duration> {
+    let (_client, mut eventloop) = AsyncClient::new(bare_options(port), 1000);
+    let mut start = None;
+    let mut got = 0;
+    while got < n {
+        match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => start = Some(Instant::now()),
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => got += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("bare subscriber: {e} after {got} messages"),
+            Err(_) => bail!("bare subscriber stalled after {got} of {n} messages"),
+        }
+    }
+    Ok(start.context("no ConnAck")?.elapsed())
+}
+
+fn gateway_config(mqtt_port: u16, store_url: &str, dir: &std::path::Path) -> String {
+    format!(
+        "[mqtt]\nport = {mqtt_port}\nclient_id = \"bench-gateway\"\n[store]\nbackend = \"influx\"\n\
+         dead_letter_path = \"{}\"\n[store.influx]\nurl = \"{store_url}\"\n[journal]\npath = \"{}\"\n\
+         [notify]\nretry_min_ms = 50\n",
+        dir.join("dead-letter").display(),
+        dir.join("journal").display()
+    )
+}
+
+/// Polls the gateway's metrics until `metric` reaches `n`; returns when it first moved and when
+/// it got there.
+async fn watch_metric(
+    url: &str,
+    metric: &str,
+    n: f64,
+    limit: Duration,
+) -> anyhow::Result<(Instant, Instant)> {
+    let begin = Instant::now();
+    let mut first = None;
+    loop {
+        let m = get_text(&format!("{url}/metrics")).await?;
+        let v = metric_sum(&m, metric);
+        let now = Instant::now();
+        if v > 0.0 && first.is_none() {
+            first = Some(now);
+        }
+        if v >= n {
+            return Ok((first.unwrap_or(now), now));
+        }
+        if begin.elapsed() > limit {
+            bail!("{metric} reached only {v} of {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn throughput(args: &Args) -> anyhow::Result<()> {
+    let n = args.messages;
+    let devices = 1000;
+    println!(
+        "## throughput: {n} QoS 1 readings of ~90 B, Mosquitto max_inflight_messages {}",
+        args.inflight
+    );
+    let mosquitto = Mosquitto::start_tuned(args.inflight, 0)?;
+    let vm = VictoriaMetrics::start()?;
+
+    bare_subscribe_once(mosquitto.port).await?;
+    let took = publish(mosquitto.port, n, devices).await?;
+    println!(
+        "published {n} in {:.2} s ({:.0}/s)",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    let bare = bare_drain(mosquitto.port, n).await?;
+    let bare_rate = n as f64 / bare.as_secs_f64();
+    println!(
+        "bare rumqttc subscriber: {n} in {:.2} s = {bare_rate:.0} msg/s",
+        bare.as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir()?;
+    let config = gateway_config(mosquitto.port, &vm.url(), dir.path());
+    let reg = registry(devices, 0, "http://127.0.0.1:9/none");
+    // The first start leaves the gateway's persistent session at the broker.
+    let mut gw = GatewayProcess::start_with(&config, &reg, dir.path()).await?;
+    gw.stop()?;
+    publish(mosquitto.port, n, devices).await?;
+    gw.restart().await?;
+    let url = gw.url.clone();
+    let (first, journaled) = watch_metric(
+        &url,
+        "gridwatch_journal_records_total",
+        n as f64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let (_, stored) = watch_metric(
+        &url,
+        "gridwatch_tsdb_lines_written_total",
+        n as f64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let gw_time = journaled.duration_since(first);
+    let gw_rate = n as f64 / gw_time.as_secs_f64();
+    let m = gw.metrics().await?;
+    let commits = metric_sum(&m, "gridwatch_journal_commits_total");
+    println!(
+        "gateway (decode, verify, journal fsync, rules, acks): {n} in {:.2} s = {gw_rate:.0} msg/s, {commits} fsyncs ({:.0} messages each)",
+        gw_time.as_secs_f64(),
+        n as f64 / commits.max(1.0)
+    );
+    println!(
+        "gateway to VictoriaMetrics: all {n} written {:.2} s after the first was received",
+        stored.duration_since(first).as_secs_f64()
+    );
+    println!(
+        "ratio gateway / bare subscriber: {:.2}",
+        gw_rate / bare_rate
+    );
+    gw.stop()?;
+    Ok(())
+}
+
+async fn latency(args: &Args) -> anyhow::Result<()> {
+    println!(
+        "## SOS latency: publish → webhook received, telemetry at {} readings/s for {} s",
+        args.rate, args.seconds
+    );
+    let mosquitto = Mosquitto::start_tuned(args.inflight, 0)?;
+    let vm = VictoriaMetrics::start()?;
+    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let at = Instant::now();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    if let Some(id) = v["data"]["device"]["id"].as_str() {
+                        sink.lock().expect("not poisoned").insert(id.to_owned(), at);
+                    }
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook: SocketAddr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let samples = (args.seconds * 20) as usize;
+    let dir = tempfile::tempdir()?;
+    let config = gateway_config(mosquitto.port, &vm.url(), dir.path());
+    let reg = registry(1000, samples, &format!("http://{hook}/hook"));
+    let gw = GatewayProcess::start_with(&config, &reg, dir.path()).await?;
+
+    // Telemetry at a steady rate, in slices of 10 ms.
+    let port = mosquitto.port;
+    let (rate, seconds) = (args.rate, args.seconds);
+    let load = tokio::spawn(async move {
+        let mut opts = MqttOptions::new("bench-load", "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(500);
+        let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        let per_tick = (rate / 100).max(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut seq = 0u64;
+        let end = Instant::now() + Duration::from_secs(seconds + 1);
+        while Instant::now() < end {
+            tick.tick().await;
+            for _ in 0..per_tick {
+                seq += 1;
+                let topic = format!("gw/v1/bench/mh-{}/telemetry", seq % 1000);
+                let _ = client.try_publish(topic, QoS::AtLeastOnce, false, reading(seq / 1000 + 1));
+            }
+        }
+    });
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut opts = MqttOptions::new("bench-sos", "127.0.0.1", mosquitto.port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..samples {
+        tick.tick().await;
+        let id = format!("sos-{i}");
+        sent.insert(id.clone(), Instant::now());
+        client
+            .publish(
+                format!("gw/v1/bench/{id}/event"),
+                QoS::AtLeastOnce,
+                false,
+                sos(1),
+            )
+            .await?;
+    }
+    load.await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = received.lock().expect("not poisoned").clone();
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, at)| Some(got.get(id)?.duration_since(*at).as_secs_f64() * 1000.0))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    if lat.len() < samples {
+        println!("warning: {} of {samples} SOS webhooks arrived", lat.len());
+    }
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    let m = gw.metrics().await?;
+    println!(
+        "{} SOS: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; telemetry accepted meanwhile: {:.0}, dropped: {:.0}",
+        lat.len(),
+        pct(0.50),
+        pct(0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        metric_sum(&m, "gridwatch_messages_accepted_total{channel=\"telemetry\""),
+        metric_sum(&m, "gridwatch_messages_dropped_total")
+    );
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("{name} not in /proc/{pid}/status"))?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("a number")?
+            .parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn memory(args: &Args) -> anyhow::Result<()> {
+    println!(
+        "## memory: resident set of the gateway with registered devices that all sent readings"
+    );
+    let mosquitto = Mosquitto::start_tuned(args.inflight, 0)?;
+    let vm = VictoriaMetrics::start()?;
+    let mut sizes = vec![1_000, 10_000, 100_000];
+    sizes.retain(|d| *d <= args.max_devices);
+    for devices in sizes {
+        let dir = tempfile::tempdir()?;
+        let config = gateway_config(mosquitto.port, &vm.url(), dir.path());
+        let reg = registry(devices, 0, "http://127.0.0.1:9/none");
+        let gw = GatewayProcess::start_with(&config, &reg, dir.path()).await?;
+        let (idle, _) = rss_kib(gw.pid())?;
+        let n = 2 * devices as u64;
+        publish(mosquitto.port, n, devices).await?;
+        watch_metric(
+            &gw.url,
+            "gridwatch_tsdb_lines_written_total",
+            n as f64,
+            Duration::from_secs(600),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (rss, peak) = rss_kib(gw.pid())?;
+        println!(
+            "{devices:>7} devices: RSS {:.1} MiB after {n} readings (idle {:.1} MiB, peak {:.1} MiB)",
+            rss as f64 / 1024.0,
+            idle as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    gridwatch_gateway::app::install_crypto_provider();
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")?
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("?")
+            .trim()
+    );
+    if matches!(args.which, Which::Throughput | Which::All) {
+        throughput(&args).await?;
+    }
+    if matches!(args.which, Which::Latency | Which::All) {
+        latency(&args).await?;
+    }
+    if matches!(args.which, Which::Memory | Which::All) {
+        memory(&args).await?;
+    }
+    Ok(())
+}
