@@ -363,7 +363,7 @@ impl Pipeline {
     }
 
     fn notify(&self, alert: &Alert, registry: &Registry, pos: Position) {
-        let grid = alert.device.grid.as_str();
+        let grid = &*alert.device.grid;
         let unroutable = |why| {
             NotifyUnroutable {
                 alert_id: &alert.alert_id,

@@ -683,14 +683,20 @@ impl GatewayProcess {
         Ok(())
     }
 
-    /// Starts it again with the same config and data; returns once ready.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    /// Starts it again with the same config and data, without waiting for it to be ready.
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
         let dir = self
             .config
             .parent()
             .context("config has a folder")?
             .to_owned();
         self.child = Self::spawn(&self.config, &dir)?;
+        Ok(())
+    }
+
+    /// Starts it again with the same config and data; returns once ready.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.respawn()?;
         wait_ready(&self.url).await
     }
 

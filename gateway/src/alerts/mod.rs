@@ -89,10 +89,10 @@ pub fn gateway_device(community: &str) -> Device {
         id: "gateway".into(),
         kind: "gateway".into(),
         community: community.into(),
-        building: String::new(),
-        building_name: String::new(),
-        grid: String::new(),
-        grid_name: String::new(),
+        building: "".into(),
+        building_name: "".into(),
+        grid: "".into(),
+        grid_name: "".into(),
         location: "边缘网关 / edge gateway".into(),
     }
 }
@@ -136,7 +136,7 @@ impl AlertBook {
         new_id: String,
         language: Language,
     ) -> Fired {
-        let key = (device.id.clone(), firing.rule.to_owned());
+        let key = (device.id.to_string(), firing.rule.to_owned());
         if let Some(&i) = self.open.get(&key) {
             let a = &mut self.alerts[i];
             a.occurrences += 1;

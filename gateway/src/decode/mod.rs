@@ -128,7 +128,7 @@ pub fn decode<'a>(
         Channel::Telemetry | Channel::Event => {
             let msg =
                 wire::decode(payload).map_err(|e| reject(Reason::Malformed, e.to_string()))?;
-            if msg.kind != device.kind {
+            if msg.kind != &*device.kind {
                 return Err(reject(
                     Reason::WrongKind,
                     format!(
@@ -201,7 +201,7 @@ location = "101"
     fn accepts_an_sos_event_from_a_registered_button() {
         let r = registry();
         let d = decode("gw/v1/yg/sos-1/event", SOS, &r, 4096).unwrap();
-        assert_eq!(d.device.building_name, "1号楼");
+        assert_eq!(&*d.device.building_name, "1号楼");
         let Body::Message(m) = d.body else { panic!() };
         assert_eq!(m.event, Some("sos_pressed"));
     }

@@ -477,6 +477,9 @@ impl Journal {
     }
 }
 
+/// How much of a segment [`read`] holds in memory at once (a larger record is read whole).
+const READ_WINDOW: u64 = 256 << 10;
+
 /// Reads committed records from `from`, over `segments` (from [`Journal::segments_from`]), calling
 /// `each` until it returns false or the records run out. Returns where reading stopped.
 pub fn read(
@@ -500,23 +503,41 @@ pub fn read(
         if pos.offset >= len {
             continue;
         }
-        let mut bytes = vec![0; (len - pos.offset) as usize];
         let mut f = File::open(segment_path(dir, id))?;
-        io::Seek::seek(&mut f, io::SeekFrom::Start(pos.offset))?;
-        f.read_exact(&mut bytes)?;
-        let mut at = 0;
-        while let Some((rec, n)) = record::parse(&bytes[at..]) {
-            if !each(pos, rec) {
-                return Ok(pos);
+        // A window at a time: a consumer usually wants a batch, not the rest of a segment.
+        let mut bytes = Vec::new();
+        let mut window = READ_WINDOW;
+        while pos.offset < len {
+            let want = (len - pos.offset).min(window) as usize;
+            io::Seek::seek(&mut f, io::SeekFrom::Start(pos.offset))?;
+            bytes.resize(want, 0);
+            f.read_exact(&mut bytes)?;
+            let mut at = 0;
+            while let Some((rec, n)) = record::parse(&bytes[at..]) {
+                if !each(pos, rec) {
+                    return Ok(pos);
+                }
+                at += n;
+                pos.offset += n as u64;
             }
-            at += n;
-            pos.offset += n as u64;
-        }
-        if at < bytes.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad record in segment {id} at byte {}", pos.offset),
-            ));
+            if at > 0 {
+                window = READ_WINDOW;
+                continue;
+            }
+            // Not one whole record in the window: a record larger than it, or damage.
+            let need = bytes
+                .get(..4)
+                .and_then(|h| h.try_into().ok())
+                .map(|h| u64::from(u32::from_le_bytes(h)) + 8);
+            match need {
+                Some(need) if need > want as u64 && pos.offset + need <= len => window = need,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad record in segment {id} at byte {}", pos.offset),
+                    ))
+                }
+            }
         }
     }
     Ok(pos)
@@ -609,6 +630,31 @@ mod tests {
             .map(|(_, s)| s)
             .collect();
         assert_eq!(got, ["sos", "later"]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn records_larger_than_the_read_window_read_back_whole() {
+        let d = dir("large");
+        let (mut j, _) = Journal::open(
+            &d,
+            Limits {
+                segment_bytes: 4 << 20,
+                max_bytes: 1 << 30,
+            },
+        )
+        .unwrap();
+        let big = vec![b'x'; READ_WINDOW as usize + 1000];
+        j.stage(Class::Telemetry, 1, "t", b"small");
+        j.stage(Class::Telemetry, 2, "t", &big);
+        for i in 0..3000 {
+            j.stage(Class::Telemetry, 3, "t", format!("after {i}").as_bytes());
+        }
+        j.commit().unwrap();
+        let got = all(&j, Position::default());
+        assert_eq!(got.len(), 3002);
+        assert_eq!(got[1].1.len(), big.len());
+        assert_eq!(got[3001].1, "after 2999");
         fs::remove_dir_all(&d).unwrap();
     }
 

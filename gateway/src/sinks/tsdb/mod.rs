@@ -27,10 +27,10 @@ pub fn write_message(
 ) -> Result<(), LineError> {
     let d = msg.device;
     let tags = [
-        ("building", d.building.as_str()),
-        ("community", d.community.as_str()),
-        ("device", d.id.as_str()),
-        ("grid", d.grid.as_str()),
+        ("building", &*d.building),
+        ("community", &*d.community),
+        ("device", &*d.id),
+        ("grid", &*d.grid),
     ];
     let m = match &msg.body {
         Body::Status(online) => {
@@ -46,12 +46,12 @@ pub fn write_message(
     };
     if let Some(event) = m.event {
         let tags = [
-            ("building", d.building.as_str()),
-            ("community", d.community.as_str()),
-            ("device", d.id.as_str()),
+            ("building", &*d.building),
+            ("community", &*d.community),
+            ("device", &*d.id),
             ("event", event),
-            ("grid", d.grid.as_str()),
-            ("kind", d.kind.as_str()),
+            ("grid", &*d.grid),
+            ("kind", &*d.kind),
         ];
         let seq = i64::try_from(m.seq).unwrap_or(i64::MAX);
         return write_line(
