@@ -102,7 +102,7 @@ impl Gateway {
         );
         let (notifier, notify_driver) =
             notify::notifier(&config.notify, signer, outbox.clone(), metrics.clone())?;
-        let (acker, ack_driver, mqtt_driver) =
+        let (acker, mqtt_driver) =
             mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
@@ -138,7 +138,6 @@ impl Gateway {
             telemetry: telemetry_tx,
         };
         tasks.spawn(mqtt_driver.run(queues, rx.clone()));
-        tasks.spawn(ack_driver.run());
         tasks.spawn(pipeline.run(events_rx, telemetry_rx, rx.clone()));
         tasks.spawn(sink_driver.run(rx.clone()));
         tasks.spawn(notify_driver.run(rx.clone()));

@@ -6,8 +6,9 @@
 //!   [`Acker`] once a message is handled; unacked messages are redelivered after a reconnect.
 //! - The event loop is polled only here, in its own task. When the pipeline's queue is full it
 //!   waits for room for QoS 1 messages (the broker keeps the rest and its in-flight limit is the
-//!   flow control) and sheds QoS 0 telemetry, counted. Acks go through [`AckDriver`], so the
-//!   pipeline never waits on the event loop while the event loop waits on the pipeline.
+//!   flow control) and sheds QoS 0 telemetry, counted. Acks reach the driver through an unbounded
+//!   queue ([`Acker`]), so the pipeline never waits on the event loop while the event loop waits
+//!   on the pipeline, and the driver writes them in batches.
 //! - Subscriptions are renewed on every ConnAck; reconnects back off exponentially.
 //! - rumqttc's own packet limit is set far above `ingest.max_payload_bytes`: a packet over its
 //!   limit is a connection error, and a redelivered one would then break every reconnect. Our
@@ -16,7 +17,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, SubscribeFilter,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
@@ -42,8 +45,11 @@ pub struct Incoming {
 
 /// Acknowledges handled messages to the broker, without ever making the caller wait.
 ///
-/// The acks go to [`AckDriver`], which hands them to rumqttc. The pipeline must not wait on the
-/// event loop: the event loop may itself be waiting for room in the pipeline's queue.
+/// The acks go to the [`MqttDriver`], which writes them straight into the connection's buffer,
+/// many per write. (Through rumqttc's request queue every ack is its own write syscall and its own
+/// event-loop turn, which capped the gateway well below what the connection can carry.) The
+/// pipeline must not wait on the event loop: the event loop may itself wait for room in the
+/// pipeline's queue.
 #[derive(Clone)]
 pub struct Acker {
     tx: mpsc::UnboundedSender<Publish>,
@@ -52,28 +58,13 @@ pub struct Acker {
 impl Acker {
     /// Queues the PUBACK for a handled message (nothing goes out for QoS 0).
     pub fn ack(&self, publish: Publish) {
-        // Fails only once the ack driver stopped; the broker then redelivers after a reconnect.
+        // Fails only once the driver stopped; the broker then redelivers after a reconnect.
         let _ = self.tx.send(publish);
     }
 }
 
-/// The loop that passes acks to rumqttc's request queue.
-pub struct AckDriver {
-    rx: mpsc::UnboundedReceiver<Publish>,
-    client: AsyncClient,
-}
-
-impl AckDriver {
-    /// Sends acks until every [`Acker`] is gone.
-    pub async fn run(mut self) {
-        while let Some(publish) = self.rx.recv().await {
-            if let Err(e) = self.client.ack(&publish).await {
-                // Only when the event loop is gone; the broker redelivers after the next connect.
-                tracing::debug!("ack not sent: {e}");
-            }
-        }
-    }
-}
+/// The most acks written in one go.
+const ACK_BATCH: usize = 4096;
 
 /// Where the driver puts messages: events and telemetry on separate queues.
 pub struct Queues {
@@ -85,6 +76,7 @@ pub struct Queues {
 
 /// The loop that owns the broker connection.
 pub struct MqttDriver {
+    acks: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     eventloop: EventLoop,
     backoff: Backoff,
@@ -96,7 +88,7 @@ pub fn connect(
     cfg: &MqttConfig,
     password: Option<String>,
     metrics: Arc<Metrics>,
-) -> (Acker, AckDriver, MqttDriver) {
+) -> (Acker, MqttDriver) {
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
     opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs))
         .set_clean_session(false)
@@ -106,14 +98,15 @@ pub fn connect(
         opts.set_credentials(user, password.unwrap_or_default());
     }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let (tx, acks) = mpsc::unbounded_channel();
     let driver = MqttDriver {
-        client: client.clone(),
+        acks,
+        client,
         eventloop,
         backoff: Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms),
         metrics,
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    (Acker { tx }, AckDriver { rx, client }, driver)
+    (Acker { tx }, driver)
 }
 
 impl MqttDriver {
@@ -122,6 +115,10 @@ impl MqttDriver {
         loop {
             let event = tokio::select! {
                 e = self.eventloop.poll() => e,
+                Some(first) = self.acks.recv() => {
+                    self.write_acks(first).await;
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             match event {
@@ -157,8 +154,35 @@ impl MqttDriver {
                 }
             }
         }
+        if let Ok(first) = self.acks.try_recv() {
+            self.write_acks(first).await;
+        }
         self.metrics.mqtt_connected.set(0);
         self.disconnect().await;
+    }
+
+    /// Writes `first` and every ack waiting behind it, then flushes once.
+    async fn write_acks(&mut self, first: Publish) {
+        let mut batch = vec![first];
+        while batch.len() < ACK_BATCH {
+            match self.acks.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        // Not connected: the broker sends these messages again after the reconnect.
+        let Some(network) = self.eventloop.network.as_mut() else {
+            return;
+        };
+        // Subscriptions are QoS 1, so the broker delivers nothing that needs a PUBREC.
+        for p in batch.iter().filter(|p| p.qos == QoS::AtLeastOnce) {
+            if let Err(e) = network.write(Packet::PubAck(PubAck::new(p.pkid))).await {
+                return tracing::debug!("acks not written: {e}");
+            }
+        }
+        if let Err(e) = network.flush().await {
+            tracing::debug!("acks not flushed: {e}");
+        }
     }
 
     /// Says goodbye to the broker, so it does not publish a will or wait out the keep-alive.

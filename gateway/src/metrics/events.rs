@@ -58,7 +58,7 @@ pub struct MessageReceived<'a> {
 
 impl MessageReceived<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.received.with_label_values(&[self.channel]).inc();
+        m.received_by[super::channel_index(self.channel)].inc();
     }
 }
 
@@ -69,7 +69,7 @@ pub struct MessageAccepted<'a> {
 
 impl MessageAccepted<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.accepted.with_label_values(&[self.channel]).inc();
+        m.accepted_by[super::channel_index(self.channel)].inc();
     }
 }
 

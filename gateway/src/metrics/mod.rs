@@ -17,6 +17,10 @@ pub struct Metrics {
     pub received: IntCounterVec,
     /// Messages decoded, verified and handed on, by channel.
     pub accepted: IntCounterVec,
+    /// `received` for each of [`CHANNELS`], resolved once: the label lookup costs more than the count.
+    pub received_by: [IntCounter; 4],
+    /// `accepted` for each of [`CHANNELS`].
+    pub accepted_by: [IntCounter; 4],
     /// Messages refused, by reason.
     pub rejected: IntCounterVec,
     /// Messages shed under overload, by reason.
@@ -104,23 +108,35 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+/// The `channel` labels of the message counters.
+pub const CHANNELS: [&str; 4] = ["telemetry", "event", "status", "other"];
+
+/// The index of a channel label in [`CHANNELS`] (unknown labels count as `other`).
+pub fn channel_index(label: &str) -> usize {
+    CHANNELS.iter().position(|c| *c == label).unwrap_or(3)
+}
+
 impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
         let r = Registry::new();
+        let received = counter_vec(
+            &r,
+            "gridwatch_messages_received_total",
+            "Messages taken from the broker.",
+            &["channel"],
+        );
+        let accepted = counter_vec(
+            &r,
+            "gridwatch_messages_accepted_total",
+            "Messages decoded, verified and handed on.",
+            &["channel"],
+        );
         Self {
-            received: counter_vec(
-                &r,
-                "gridwatch_messages_received_total",
-                "Messages taken from the broker.",
-                &["channel"],
-            ),
-            accepted: counter_vec(
-                &r,
-                "gridwatch_messages_accepted_total",
-                "Messages decoded, verified and handed on.",
-                &["channel"],
-            ),
+            received_by: CHANNELS.map(|c| received.with_label_values(&[c])),
+            accepted_by: CHANNELS.map(|c| accepted.with_label_values(&[c])),
+            received,
+            accepted,
             rejected: counter_vec(
                 &r,
                 "gridwatch_messages_rejected_total",
