@@ -306,11 +306,18 @@ async fn throughput(args: &Args) -> anyhow::Result<()> {
         gw.stop()?;
         let ratio = gw_rate / bare_rate;
         ratios.push(ratio);
+        let store = if args.no_store {
+            "store down: readings kept in the journal".to_owned()
+        } else {
+            format!(
+                "all in VictoriaMetrics after {:.2} s",
+                stored.duration_since(first).as_secs_f64()
+            )
+        };
         println!(
             "run {run}: bare rumqttc subscriber {bare_rate:.0} msg/s; gateway {gw_rate:.0} msg/s \
-             ({commits} fsyncs, {:.0} messages each; all in VictoriaMetrics after {:.2} s); ratio {ratio:.2}",
+             ({commits} fsyncs, {:.0} messages each; {store}); ratio {ratio:.2}",
             n as f64 / commits.max(1.0),
-            stored.duration_since(first).as_secs_f64()
         );
     }
     ratios.sort_by(f64::total_cmp);
@@ -412,13 +419,13 @@ async fn latency(args: &Args) -> anyhow::Result<()> {
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
     let m = gw.metrics().await?;
     println!(
-        "{} SOS: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; telemetry accepted meanwhile: {:.0}, dropped: {:.0}",
+        "{} SOS: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; telemetry the gateway took meanwhile: {:.0} readings/s, dropped: {}",
         lat.len(),
         pct(0.50),
         pct(0.99),
         lat.last().copied().unwrap_or(f64::NAN),
-        metric_sum(&m, "gridwatch_messages_accepted_total{channel=\"telemetry\""),
-        metric_sum(&m, "gridwatch_messages_dropped_total")
+        metric_sum(&m, "gridwatch_messages_accepted_total{channel=\"telemetry\"") / (args.seconds + 1) as f64,
+        metric_sum(&m, "gridwatch_messages_dropped_total").abs()
     );
     Ok(())
 }
