@@ -773,3 +773,59 @@ pub async fn stored_values(
         .flat_map(|s| s.values.iter().map(|v| *v as u64))
         .collect())
 }
+
+/// Device payloads for the tests, in the v1 wire format (encoded by the firmware's own code).
+pub mod payload {
+    use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
+
+    /// Milliseconds since the epoch, now.
+    pub fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Encodes one message.
+    pub fn encode(msg: &Message<'_>) -> Vec<u8> {
+        let mut buf = [0u8; 1024];
+        let n = wire::encode(msg, &mut buf).expect("test messages encode");
+        buf[..n].to_vec()
+    }
+
+    /// A telemetry message of `kind` with `readings`, at `ts` with `seq`.
+    pub fn telemetry(kind: &str, ts: u64, seq: u64, readings: &[(&str, Value)]) -> Vec<u8> {
+        let mut data = Readings::new();
+        for (name, value) in readings {
+            data.push(Reading {
+                name,
+                value: *value,
+            })
+            .expect("at most MAX_READINGS readings");
+        }
+        encode(&Message {
+            ts,
+            seq,
+            kind,
+            event: None,
+            data,
+            mac: None,
+        })
+    }
+
+    /// A manhole cover's water level, the reading the store tests count by.
+    pub fn water(ts: u64, seq: u64, cm: f64) -> Vec<u8> {
+        telemetry("manhole", ts, seq, &[("water_cm", Value::Number(cm))])
+    }
+
+    /// An SOS press, now.
+    pub fn sos_pressed(seq: u64) -> Vec<u8> {
+        encode(&Message {
+            ts: now_ms(),
+            seq,
+            kind: "sos",
+            event: Some("sos_pressed"),
+            data: Readings::new(),
+            mac: None,
+        })
+    }
+}

@@ -7,41 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridwatch_e2e::payload::{now_ms, water};
 use gridwatch_e2e::{
     eventually, free_port, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess,
     Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
 };
-use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
 
 const N: u64 = 3000;
 const METRIC: &str = "manhole_water_cm";
 
+/// Reading `seq` carries `seq` as its value, so the store can be checked by number.
 fn reading(t0: u64, seq: u64) -> Vec<u8> {
-    let mut data = Readings::new();
-    data.push(Reading {
-        name: "water_cm",
-        value: Value::Number(seq as f64),
-    })
-    .unwrap();
-    let msg = Message {
-        ts: t0 + seq,
-        seq,
-        kind: "manhole",
-        event: None,
-        data,
-        mac: None,
-    };
-    let mut buf = [0u8; 256];
-    let n = wire::encode(&msg, &mut buf).unwrap();
-    buf[..n].to_vec()
+    water(t0 + seq, seq, seq as f64)
 }
 
 fn t0() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        - 600_000
+    now_ms() - 600_000
 }
 
 /// Publishes readings 1..=n one by one, each acknowledged by the broker; counts them in `acked`.

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use gridwatch_e2e::payload::{now_ms, telemetry};
 use gridwatch_e2e::{
     eventually, metric_sum, stored_values, test_config, Device, Mosquitto, TestGateway,
     VictoriaMetrics, WebhookReceiver,
 };
-use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
+use gridwatch_firmware::wire::Value;
 use gridwatch_gateway::config::{InfluxConfig, StoreBackend};
 use gridwatch_gateway::sinks::tsdb::{replay, HttpStore};
 
@@ -22,30 +23,15 @@ async fn readings_kept_locally_replay_into_victoriametrics() -> anyhow::Result<(
     config.store.local.rotate_bytes = 2000;
     let gw = TestGateway::start_config(config, &hook).await?;
 
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as u64
-        - 60_000;
+    let t0 = now_ms() - 60_000;
     let dev = Device::connect(mosquitto.port, "mh-2");
     for i in 1..=200u64 {
-        let mut data = Readings::new();
-        data.push(Reading {
-            name: "gas_ppm",
-            value: Value::Number(i as f64),
-        })
-        .unwrap();
-        let msg = Message {
-            ts: t0 + i,
-            seq: i,
-            kind: "manhole",
-            event: None,
-            data,
-            mac: None,
-        };
-        let mut buf = [0u8; 256];
-        let n = wire::encode(&msg, &mut buf).unwrap();
-        dev.publish("gw/v1/yg/mh-2/telemetry", buf[..n].to_vec())
-            .await?;
+        let gas = [("gas_ppm", Value::Number(i as f64))];
+        dev.publish(
+            "gw/v1/yg/mh-2/telemetry",
+            telemetry("manhole", t0 + i, i, &gas),
+        )
+        .await?;
     }
     eventually(Duration::from_secs(20), || async {
         let m = gw.metrics().await?;

@@ -2,24 +2,11 @@
 
 use std::time::Duration;
 
+use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
     eventually, free_port, get_text, metric_sum, stored_values, test_config, Device, Mosquitto,
     TestGateway, VictoriaMetrics, WebhookReceiver,
 };
-use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn encode(msg: &Message<'_>) -> Vec<u8> {
-    let mut buf = [0u8; 1024];
-    let n = wire::encode(msg, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sos_sent_while_the_gateway_is_down_is_delivered_when_it_returns() -> anyhow::Result<()>
@@ -34,16 +21,8 @@ async fn an_sos_sent_while_the_gateway_is_down_is_delivered_when_it_returns() ->
         .shutdown()
         .await;
 
-    let sos = encode(&Message {
-        ts: now_ms(),
-        seq: 1,
-        kind: "sos",
-        event: Some("sos_pressed"),
-        data: Readings::new(),
-        mac: None,
-    });
     Device::connect(mosquitto.port, "sos-301")
-        .publish("gw/v1/yg/sos-301/event", sos)
+        .publish("gw/v1/yg/sos-301/event", sos_pressed(1))
         .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -65,21 +44,8 @@ async fn readings_wait_for_a_store_that_is_down_and_arrive_when_it_starts() -> a
     let t0 = now_ms() - 10_000;
     let dev = Device::connect(mosquitto.port, "mh-1");
     for i in 0..300u64 {
-        let mut data = Readings::new();
-        data.push(Reading {
-            name: "water_cm",
-            value: Value::Number(i as f64),
-        })
-        .unwrap();
-        let m = Message {
-            ts: t0 + i,
-            seq: i + 1,
-            kind: "manhole",
-            event: None,
-            data,
-            mac: None,
-        };
-        dev.publish("gw/v1/yg/mh-1/telemetry", encode(&m)).await?;
+        dev.publish("gw/v1/yg/mh-1/telemetry", water(t0 + i, i + 1, i as f64))
+            .await?;
     }
     eventually(Duration::from_secs(20), || async {
         let m = gw.metrics().await?;
@@ -122,21 +88,8 @@ async fn a_journal_that_cannot_be_written_holds_back_acks_raises_an_alert_and_re
     let t0 = now_ms() - 10_000;
     let dev = Device::connect(mosquitto.port, "mh-1");
     for i in 0..5u64 {
-        let mut data = Readings::new();
-        data.push(Reading {
-            name: "water_cm",
-            value: Value::Number(i as f64),
-        })
-        .unwrap();
-        let m = Message {
-            ts: t0 + i,
-            seq: i + 1,
-            kind: "manhole",
-            event: None,
-            data,
-            mac: None,
-        };
-        dev.publish("gw/v1/yg/mh-1/telemetry", encode(&m)).await?;
+        dev.publish("gw/v1/yg/mh-1/telemetry", water(t0 + i, i + 1, i as f64))
+            .await?;
     }
 
     let alert = eventually(Duration::from_secs(20), || async {

@@ -3,57 +3,20 @@
 
 use std::time::Duration;
 
+use gridwatch_e2e::payload::{now_ms, sos_pressed as sos, telemetry};
 use gridwatch_e2e::{
     eventually, get_text, metric_sum, Device, Mosquitto, TestGateway, VictoriaMetrics,
     WebhookReceiver, WEBHOOK_SECRET,
 };
-use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
+use gridwatch_firmware::wire::Value;
 use gridwatch_gateway::notify::signing::Signer;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn encode(msg: &Message<'_>) -> Vec<u8> {
-    let mut buf = [0u8; 1024];
-    let n = wire::encode(msg, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
-
-fn sos(seq: u64) -> Vec<u8> {
-    encode(&Message {
-        ts: now_ms(),
-        seq,
-        kind: "sos",
-        event: Some("sos_pressed"),
-        data: Readings::new(),
-        mac: None,
-    })
-}
-
 fn manhole(ts: u64, seq: u64, tilt: f64) -> Vec<u8> {
-    let mut data = Readings::new();
-    data.push(Reading {
-        name: "tilt_deg",
-        value: Value::Number(tilt),
-    })
-    .unwrap();
-    data.push(Reading {
-        name: "cover_open",
-        value: Value::Bool(false),
-    })
-    .unwrap();
-    encode(&Message {
-        ts,
-        seq,
-        kind: "manhole",
-        event: None,
-        data,
-        mac: None,
-    })
+    let readings = [
+        ("tilt_deg", Value::Number(tilt)),
+        ("cover_open", Value::Bool(false)),
+    ];
+    telemetry("manhole", ts, seq, &readings)
 }
 
 /// received = accepted + rejected + dropped: every message is accounted for.

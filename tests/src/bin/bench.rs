@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use gridwatch_e2e::payload::{now_ms, sos_pressed, telemetry};
 use gridwatch_e2e::{get_text, metric_sum, GatewayProcess, Mosquitto, VictoriaMetrics};
-use gridwatch_firmware::wire::{self, Message, Reading, Readings, Value};
+use gridwatch_firmware::wire::Value;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,12 +62,6 @@ struct Args {
     max_devices: usize,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// A registry with `telemetry` manhole covers and `sos` buttons; workers get `hook` as webhook.
 fn registry(telemetry: usize, sos: usize, hook: &str) -> String {
     let mut r = format!(
@@ -89,41 +84,12 @@ fn registry(telemetry: usize, sos: usize, hook: &str) -> String {
 
 /// One reading of about 90 bytes, as a manhole node sends it.
 fn reading(seq: u64) -> Vec<u8> {
-    let mut data = Readings::new();
-    let mut put = |name, v| {
-        let _ = data.push(Reading {
-            name,
-            value: Value::Number(v),
-        });
-    };
-    put("tilt_deg", (seq % 90) as f64 / 10.0);
-    put("water_cm", (seq % 500) as f64 / 10.0);
-    put("battery_v", 3.61);
-    let msg = Message {
-        ts: now_ms(),
-        seq,
-        kind: "manhole",
-        event: None,
-        data,
-        mac: None,
-    };
-    let mut buf = [0u8; 256];
-    let n = wire::encode(&msg, &mut buf).expect("bench readings encode");
-    buf[..n].to_vec()
-}
-
-fn sos(seq: u64) -> Vec<u8> {
-    let msg = Message {
-        ts: now_ms(),
-        seq,
-        kind: "sos",
-        event: Some("sos_pressed"),
-        data: Readings::new(),
-        mac: None,
-    };
-    let mut buf = [0u8; 256];
-    let n = wire::encode(&msg, &mut buf).expect("bench SOS encodes");
-    buf[..n].to_vec()
+    let readings = [
+        ("tilt_deg", Value::Number((seq % 90) as f64 / 10.0)),
+        ("water_cm", Value::Number((seq % 500) as f64 / 10.0)),
+        ("battery_v", Value::Number(3.61)),
+    ];
+    telemetry("manhole", now_ms(), seq, &readings)
 }
 
 /// Publishes `n` readings at QoS 1 round-robin over `devices`, as fast as the broker takes them.
@@ -401,7 +367,7 @@ async fn latency(args: &Args) -> anyhow::Result<()> {
                 format!("gw/v1/bench/{id}/event"),
                 QoS::AtLeastOnce,
                 false,
-                sos(1),
+                sos_pressed(1),
             )
             .await?;
     }
