@@ -385,6 +385,18 @@ impl RawRegistry {
     }
 }
 
+/// A registry of one manhole cover, `mh-1` in building `b1`, grid `g1`, community `yg`: the
+/// fixture of the unit tests that need a device.
+#[cfg(test)]
+pub(crate) fn one_manhole() -> Registry {
+    Registry::parse(
+        "[community]\nid = \"yg\"\nname = \"n\"\n[[buildings]]\nid = \"b1\"\nname = \"n\"\n\
+         [[grids]]\nid = \"g1\"\nname = \"n\"\n[[devices]]\nid = \"mh-1\"\nkind = \"manhole\"\n\
+         building = \"b1\"\ngrid = \"g1\"\nlocation = \"x\"\n",
+    )
+    .expect("the fixture is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

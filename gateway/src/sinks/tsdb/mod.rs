@@ -82,14 +82,8 @@ pub fn write_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Registry;
 
-    fn registry() -> Registry {
-        Registry::parse(
-            "[community]\nid = \"yg\"\nname = \"n\"\n[[buildings]]\nid = \"b1\"\nname = \"n\"\n[[grids]]\nid = \"g1\"\nname = \"n\"\n[[devices]]\nid = \"mh-1\"\nkind = \"manhole\"\nbuilding = \"b1\"\ngrid = \"g1\"\nlocation = \"x\"\n",
-        )
-        .unwrap()
-    }
+    use crate::registry::one_manhole as registry;
 
     fn lines(topic: &str, payload: &[u8]) -> String {
         let r = registry();

@@ -294,12 +294,7 @@ mod tests {
     use super::*;
     use crate::journal::{Class, Journal, Limits};
 
-    fn registry() -> Registry {
-        Registry::parse(
-            "[community]\nid = \"yg\"\nname = \"n\"\n[[buildings]]\nid = \"b1\"\nname = \"n\"\n[[grids]]\nid = \"g1\"\nname = \"n\"\n[[devices]]\nid = \"mh-1\"\nkind = \"manhole\"\nbuilding = \"b1\"\ngrid = \"g1\"\nlocation = \"x\"\n",
-        )
-        .unwrap()
-    }
+    use crate::registry::one_manhole as registry;
 
     #[test]
     fn batches_come_from_the_journal_in_order_and_skip_what_no_longer_decodes() {
