@@ -174,7 +174,7 @@ async fn main() -> std::process::ExitCode {
                 telemetry_every: Duration::from_secs(2),
                 sos_every: Duration::from_secs(sos_every.max(1)),
             };
-            demo::run(opts, ctrl_c()).await
+            demo::run(opts, ctrl_c()).await.map(|_| ())
         }
     };
     match result {

@@ -110,7 +110,7 @@ async fn worker_app() -> anyhow::Result<SocketAddr> {
 pub async fn run(
     opts: DemoOptions,
     stop: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Summary> {
     let mqtt_port = match opts.mqtt_port {
         Some(p) => p,
         None => free_port()?,
@@ -171,9 +171,35 @@ pub async fn run(
             },
         }
     }
-    println!("stopping…");
     let _ = stop_sim.send(true);
     let _ = sim.await;
+    let m = gateway.metrics();
+    let summary = Summary {
+        alerts_opened: m
+            .alerts_opened
+            .with_label_values(&["sos_pressed", "critical"])
+            .get(),
+        webhooks_delivered: m.notify_attempts.with_label_values(&["delivered"]).get(),
+        readings_stored: m.tsdb_lines_written.get(),
+        connection_errors: m.mqtt_connection_errors.get(),
+    };
+    println!(
+        "stopping: {} alerts opened, {} webhooks delivered, {} readings stored",
+        summary.alerts_opened, summary.webhooks_delivered, summary.readings_stored
+    );
     gateway.shutdown().await;
-    Ok(())
+    Ok(summary)
+}
+
+/// What a demo run did, printed when it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// SOS alerts opened.
+    pub alerts_opened: u64,
+    /// Webhooks the stand-in worker app accepted.
+    pub webhooks_delivered: u64,
+    /// Readings written to the local store.
+    pub readings_stored: u64,
+    /// Times the gateway lost its connection to the embedded broker.
+    pub connection_errors: u64,
 }

@@ -8,7 +8,7 @@
 //!   waits for room for QoS 1 messages (the broker keeps the rest and its in-flight limit is the
 //!   flow control) and sheds QoS 0 telemetry, counted. Acks reach the driver through an unbounded
 //!   queue ([`Acker`]), so the pipeline never waits on the event loop while the event loop waits
-//!   on the pipeline, and the driver writes them in batches.
+//!   on the pipeline, and the driver writes them in batches, in arrival order ([`super::ack_order`]).
 //! - Subscriptions are renewed on every ConnAck; reconnects back off exponentially.
 //! - rumqttc's own packet limit is set far above `ingest.max_payload_bytes`: a packet over its
 //!   limit is a connection error, and a redelivered one would then break every reconnect. Our
@@ -22,6 +22,7 @@ use rumqttc::{
 };
 use tokio::sync::{mpsc, watch};
 
+use super::ack_order::AckOrder;
 use crate::backoff::Backoff;
 use crate::config::MqttConfig;
 use crate::decode::topic::{channel_hint, Channel};
@@ -77,6 +78,7 @@ pub struct Queues {
 /// The loop that owns the broker connection.
 pub struct MqttDriver {
     acks: mpsc::UnboundedReceiver<Publish>,
+    order: AckOrder,
     client: AsyncClient,
     eventloop: EventLoop,
     backoff: Backoff,
@@ -101,6 +103,7 @@ pub fn connect(
     let (tx, acks) = mpsc::unbounded_channel();
     let driver = MqttDriver {
         acks,
+        order: AckOrder::default(),
         client,
         eventloop,
         backoff: Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms),
@@ -123,6 +126,7 @@ impl MqttDriver {
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    self.order.reset();
                     self.backoff.reset();
                     MqttConnected {
                         session_present: ack.session_present,
@@ -135,6 +139,9 @@ impl MqttDriver {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if publish.qos == QoS::AtLeastOnce {
+                        self.order.arrived(publish.pkid);
+                    }
                     if !self.route(publish, &queues).await {
                         break;
                     }
@@ -170,13 +177,21 @@ impl MqttDriver {
                 Err(_) => break,
             }
         }
+        // Subscriptions are QoS 1, so the broker delivers nothing that needs a PUBREC.
+        let ready: Vec<u16> = batch
+            .iter()
+            .filter(|p| p.qos == QoS::AtLeastOnce)
+            .flat_map(|p| self.order.finished(p.pkid))
+            .collect();
         // Not connected: the broker sends these messages again after the reconnect.
         let Some(network) = self.eventloop.network.as_mut() else {
             return;
         };
-        // Subscriptions are QoS 1, so the broker delivers nothing that needs a PUBREC.
-        for p in batch.iter().filter(|p| p.qos == QoS::AtLeastOnce) {
-            if let Err(e) = network.write(Packet::PubAck(PubAck::new(p.pkid))).await {
+        if ready.is_empty() {
+            return;
+        }
+        for pkid in ready {
+            if let Err(e) = network.write(Packet::PubAck(PubAck::new(pkid))).await {
                 return tracing::debug!("acks not written: {e}");
             }
         }
