@@ -220,11 +220,6 @@ impl Journal {
         pos
     }
 
-    /// Whether anything is staged.
-    pub fn has_staged(&self) -> bool {
-        self.staged_at.is_some()
-    }
-
     /// Takes the staged records out as a group to write; `None` when nothing is staged or a group
     /// is still being written (one at a time keeps the segment in order).
     pub fn take_group(&mut self) -> io::Result<Option<Group>> {

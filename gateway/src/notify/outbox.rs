@@ -67,11 +67,6 @@ impl Outbox {
         self.advance(s);
     }
 
-    /// Deliveries not yet accepted.
-    pub fn pending(&self) -> usize {
-        self.state().pending.values().sum()
-    }
-
     fn advance(&self, s: std::sync::MutexGuard<'_, State>) {
         let target = s.pending.keys().next().copied().unwrap_or(s.committed);
         drop(s);
