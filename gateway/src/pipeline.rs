@@ -88,7 +88,7 @@ impl Pipeline {
             {
                 writing = self.start_write(&mut staged, &mut retry_at);
             }
-            // While the disk refuses writes, stop taking messages once a few groups are waiting.
+            // While the disk refuses writes, stop taking telemetry once a few groups are waiting.
             let room = staged.len() < 4 * self.max_group;
             tokio::select! {
                 biased;
@@ -98,7 +98,8 @@ impl Pipeline {
                     self.finish_write(done, acks, &mut staged, &mut retry_at).await;
                 }
                 () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
-                Some(m) = events.recv(), if room => self.handle(m, &mut staged).await,
+                // Events are always taken: their alerts fire on arrival even while the disk stalls.
+                Some(m) = events.recv() => self.handle(m, &mut staged).await,
                 Some(m) = telemetry.recv(), if room => self.handle(m, &mut staged).await,
                 else => break,
             }

@@ -92,6 +92,13 @@ async fn a_journal_that_cannot_be_written_holds_back_acks_raises_an_alert_and_re
             .await?;
     }
 
+    // An SOS still reaches the worker while nothing can be written: rules do not wait for the disk.
+    Device::connect(mosquitto.port, "sos-301")
+        .publish("gw/v1/yg/sos-301/event", sos_pressed(1))
+        .await?;
+    let got = hook.next(Duration::from_secs(20)).await?;
+    assert_eq!(got.json()["data"]["rule"], "sos_pressed");
+
     let alert = eventually(Duration::from_secs(20), || async {
         let list: serde_json::Value =
             serde_json::from_str(&get_text(&format!("{}/api/v1/alerts", gw.url)).await?)?;
