@@ -125,7 +125,7 @@ fn release_parse_memory() {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The file could not be read.
-    #[error("cannot read registry file {path}: {source}")]
+    #[error("cannot read registry file {path} (write one as the README's \"Registry file\" shows, or point registry.path at it)")]
     Read {
         path: String,
         source: std::io::Error,
