@@ -1,0 +1,26 @@
+//! The config shown in the README is the default config: if a default changes, this fails until the
+//! README says the same.
+
+use std::path::Path;
+
+use gridwatch_gateway::config::Config;
+
+/// The first ```toml block after `heading` in the README.
+fn toml_block_after(readme: &str, heading: &str) -> String {
+    let from = readme.find(heading).expect("the heading is in the README");
+    let rest = &readme[from..];
+    let start = rest.find("```toml\n").expect("a toml block follows") + "```toml\n".len();
+    let end = rest[start..].find("```").expect("the block ends");
+    rest[start..start + end].to_owned()
+}
+
+#[test]
+fn the_readme_config_is_the_default_config() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md at the workspace root");
+    let shown = toml_block_after(&readme, "### Config file");
+    let parsed =
+        Config::parse(&shown, Path::new("README.md")).expect("the README's config is valid");
+    assert_eq!(format!("{parsed:#?}"), format!("{:#?}", Config::default()));
+}
