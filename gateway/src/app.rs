@@ -91,6 +91,7 @@ impl Gateway {
         metrics.journal_bytes.set(journal.disk_bytes() as i64);
         let committed = journal.end();
         let journal = JournalHandle::new(journal);
+        let catalogue = registry.catalogue().clone();
         let registry = Arc::new(registry);
         let outbox = Outbox::new(journal.clone(), committed);
         let sink_driver = writer::sink(
@@ -129,6 +130,7 @@ impl Gateway {
         let router = crate::http::router(crate::http::AppState {
             metrics: metrics.clone(),
             alerts,
+            catalogue,
         });
 
         let (shutdown, rx) = watch::channel(false);

@@ -30,6 +30,17 @@ pub struct Config {
     pub http: HttpConfig,
     /// The community registry: buildings, grids, devices, workers, duty.
     pub registry: RegistryConfig,
+    /// The kind catalogue.
+    pub catalogue: CatalogueConfig,
+}
+
+/// `[catalogue]`: the kinds of device the gateway accepts.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogueConfig {
+    /// A kind catalogue that replaces the built-in one (`gateway/kinds.toml` shows the format);
+    /// a relative path is taken from the config file's folder.
+    pub path: Option<PathBuf>,
 }
 
 /// `[mqtt]`: the broker connection.
@@ -359,9 +370,12 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, path)?;
-        if config.registry.path.is_relative() {
-            if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent() {
+            if config.registry.path.is_relative() {
                 config.registry.path = dir.join(&config.registry.path);
+            }
+            if let Some(p) = config.catalogue.path.as_mut().filter(|p| p.is_relative()) {
+                *p = dir.join(&*p);
             }
         }
         Ok(config)

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gridwatch_gateway::catalogue::Catalogue;
 use gridwatch_gateway::config::{Config, InfluxConfig, Secrets};
 use gridwatch_gateway::demo::{self, DemoOptions};
 use gridwatch_gateway::registry::Registry;
@@ -107,7 +109,14 @@ async fn run(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     if let Some(l) = listen {
         config.http.listen = l;
     }
-    let registry = Registry::load(&config.registry.path).context("registry.path")?;
+    let catalogue = match &config.catalogue.path {
+        Some(p) => Catalogue::load(p)
+            .map_err(anyhow::Error::msg)
+            .context("catalogue.path")?,
+        None => Catalogue::builtin(),
+    };
+    let registry =
+        Registry::load(&config.registry.path, Arc::new(catalogue)).context("registry.path")?;
     let gateway = Gateway::start(config, registry, Secrets::from_env()).await?;
     ctrl_c().await;
     gateway.shutdown().await;

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-/// The device kinds this gateway understands.
-pub const KINDS: &[&str] = &["elevator", "manhole", "fire_passage", "sos"];
+use crate::catalogue::Catalogue;
 
 /// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
 pub fn is_id(s: &str) -> bool {
@@ -31,7 +30,7 @@ pub type Text = Arc<str>;
 pub struct Device {
     /// Device id, unique in the community.
     pub id: Text,
-    /// Device kind, one of [`KINDS`].
+    /// Device kind, from the kind catalogue.
     pub kind: Text,
     /// Community id.
     pub community: Text,
@@ -68,6 +67,7 @@ pub struct Registry {
     /// Community name, for people.
     pub community_name: String,
     devices: HashMap<Text, Arc<Device>>,
+    catalogue: Arc<Catalogue>,
     workers: HashMap<String, Arc<Worker>>,
     on_duty: HashMap<String, String>,
 }
@@ -83,30 +83,41 @@ impl Registry {
         self.devices.values()
     }
 
+    /// The kind catalogue the devices were checked against.
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
     /// The worker on duty for a grid.
     pub fn on_duty(&self, grid: &str) -> Option<&Arc<Worker>> {
         self.on_duty.get(grid).and_then(|w| self.workers.get(w))
     }
 
-    /// Reads and checks a registry file.
-    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+    /// Reads and checks a registry file against `catalogue`.
+    pub fn load(path: &Path, catalogue: Arc<Catalogue>) -> Result<Self, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let parsed = Self::parse(&text).map_err(|problems| RegistryError::Invalid {
-            path: path.display().to_string(),
-            problems,
-        });
+        let parsed =
+            Self::parse_with(&text, catalogue).map_err(|problems| RegistryError::Invalid {
+                path: path.display().to_string(),
+                problems,
+            });
         drop(text);
         release_parse_memory();
         parsed
     }
 
-    /// Parses and checks registry text, returning every problem found.
+    /// Parses and checks registry text against the built-in kind catalogue.
     pub fn parse(text: &str) -> Result<Self, Vec<String>> {
+        Self::parse_with(text, Arc::new(Catalogue::builtin()))
+    }
+
+    /// Parses and checks registry text against `catalogue`, returning every problem found.
+    pub fn parse_with(text: &str, catalogue: Arc<Catalogue>) -> Result<Self, Vec<String>> {
         let raw: RawRegistry = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
-        raw.check(text)
+        raw.check(text, catalogue)
     }
 }
 
@@ -232,7 +243,7 @@ impl Problems<'_> {
 }
 
 impl RawRegistry {
-    fn check(self, text: &str) -> Result<Registry, Vec<String>> {
+    fn check(self, text: &str, catalogue: Arc<Catalogue>) -> Result<Registry, Vec<String>> {
         let mut p = Problems {
             text,
             list: Vec::new(),
@@ -262,7 +273,11 @@ impl RawRegistry {
                 )
             })
             .collect();
-        let kinds: HashMap<&str, Text> = KINDS.iter().map(|k| (*k, Text::from(*k))).collect();
+        let kinds: HashMap<&str, Text> = catalogue
+            .names()
+            .into_iter()
+            .map(|k| (k, Text::from(k)))
+            .collect();
         let mut seen = HashMap::new();
         let mut workers = HashMap::new();
         for w in &self.workers {
@@ -331,9 +346,9 @@ impl RawRegistry {
                 p.at(
                     &d.kind,
                     format!(
-                        "kind {:?} is not one of {}",
+                        "kind {:?} is not in the kind catalogue ({})",
                         d.kind.get_ref(),
-                        KINDS.join(", ")
+                        catalogue.names().join(", ")
                     ),
                 );
                 ok = false;
@@ -379,6 +394,7 @@ impl RawRegistry {
             community,
             community_name: self.community.name,
             devices,
+            catalogue,
             workers,
             on_duty,
         })

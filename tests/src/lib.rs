@@ -494,6 +494,11 @@ impl TestGateway {
     pub async fn start_config(config: Config, hook: &WebhookReceiver) -> anyhow::Result<Self> {
         let registry =
             Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+        Self::start_registry(config, registry).await
+    }
+
+    /// Starts the gateway with `config` and `registry`; returns once ready.
+    pub async fn start_registry(config: Config, registry: Registry) -> anyhow::Result<Self> {
         let secrets = Secrets {
             webhook_secret: Some(WEBHOOK_SECRET.into()),
             ..Secrets::default()

@@ -7,18 +7,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridwatch_e2e::payload::{now_ms, water};
+use gridwatch_e2e::payload::{now_ms, telemetry};
 use gridwatch_e2e::{
     eventually, free_port, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess,
     Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
 };
+use gridwatch_firmware::wire::Value;
 
 const N: u64 = 3000;
-const METRIC: &str = "manhole_water_cm";
+const METRIC: &str = "manhole_gas_ppm";
 
-/// Reading `seq` carries `seq` as its value, so the store can be checked by number.
+/// Reading `seq` carries `seq` as its value, so the store can be checked by number (gas in ppm:
+/// its valid range holds every number a test sends).
 fn reading(t0: u64, seq: u64) -> Vec<u8> {
-    water(t0 + seq, seq, seq as f64)
+    telemetry(
+        "manhole",
+        t0 + seq,
+        seq,
+        &[("gas_ppm", Value::Number(seq as f64))],
+    )
 }
 
 fn t0() -> u64 {

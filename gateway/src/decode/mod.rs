@@ -30,6 +30,10 @@ pub enum Reason {
     WrongKind,
     /// An event on the telemetry topic, or telemetry on the event topic.
     WrongChannel,
+    /// A reading the kind does not have, of the wrong type, or outside its valid range.
+    BadReading,
+    /// An event the kind does not have.
+    UnknownEvent,
 }
 
 impl Reason {
@@ -43,6 +47,8 @@ impl Reason {
             Self::UnknownDevice => "unknown_device",
             Self::WrongKind => "wrong_kind",
             Self::WrongChannel => "wrong_channel",
+            Self::BadReading => "bad_reading",
+            Self::UnknownEvent => "unknown_event",
         }
     }
 }
@@ -86,6 +92,32 @@ pub struct Decoded<'a> {
     pub channel: Channel,
     /// What it says.
     pub body: Body<'a>,
+}
+
+/// Checks readings and event against the device kind's entry in the kind catalogue.
+fn check_against_catalogue(
+    registry: &Registry,
+    device: &Device,
+    msg: &Message<'_>,
+) -> Result<(), Rejection> {
+    // The registry only holds devices whose kind is in the catalogue.
+    let Some(kind) = registry.catalogue().kind(&device.kind) else {
+        return Ok(());
+    };
+    for r in &msg.data {
+        kind.check_reading(r.name, r.value)
+            .map_err(|why| reject(Reason::BadReading, why))?;
+    }
+    match msg.event {
+        Some(event) if kind.event(event).is_none() => Err(reject(
+            Reason::UnknownEvent,
+            format!(
+                "{:?} has no event {event:?} in the kind catalogue",
+                device.kind
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks one message against the topic grammar, the size limit, the payload format and the registry.
@@ -150,7 +182,10 @@ pub fn decode<'a>(
                         "events go to the /event topic",
                     ))
                 }
-                _ => Body::Message(msg),
+                _ => {
+                    check_against_catalogue(registry, device, &msg)?;
+                    Body::Message(msg)
+                }
             }
         }
     };
@@ -250,5 +285,17 @@ location = "101"
             Reason::WrongChannel
         );
         assert_eq!(reason("gw/v1/yg/sos-1/status", b"maybe"), Reason::Malformed);
+        let unknown = br#"{"v":1,"ts":1,"seq":1,"kind":"sos","data":{"floor":3}}"#;
+        assert_eq!(
+            reason("gw/v1/yg/sos-1/telemetry", unknown),
+            Reason::BadReading
+        );
+        let range = br#"{"v":1,"ts":1,"seq":1,"kind":"sos","data":{"battery_v":-3}}"#;
+        assert_eq!(
+            reason("gw/v1/yg/sos-1/telemetry", range),
+            Reason::BadReading
+        );
+        let event = br#"{"v":1,"ts":1,"seq":1,"kind":"sos","event":"overspeed"}"#;
+        assert_eq!(reason("gw/v1/yg/sos-1/event", event), Reason::UnknownEvent);
     }
 }

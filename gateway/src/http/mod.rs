@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::alerts::AlertBook;
+use crate::catalogue::Catalogue;
 use crate::metrics::Metrics;
 
 /// What the handlers share.
@@ -18,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Every alert.
     pub alerts: Arc<RwLock<AlertBook>>,
+    /// The kind catalogue.
+    pub catalogue: Arc<Catalogue>,
 }
 
 /// The router for every endpoint.
@@ -27,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/kinds", get(list_kinds))
         .with_state(state)
 }
 
@@ -52,4 +56,9 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 async fn list_alerts(State(s): State<AppState>) -> impl IntoResponse {
     let alerts = s.alerts.read().unwrap_or_else(|e| e.into_inner()).list();
     Json(serde_json::json!({ "alerts": alerts }))
+}
+
+/// The kind catalogue: readings with types, units and ranges, events with severities, labels.
+async fn list_kinds(State(s): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "kinds": s.catalogue.kinds() }))
 }
