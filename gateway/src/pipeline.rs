@@ -118,11 +118,12 @@ impl Pipeline {
     }
 
     fn start_write(
-        &self,
+        &mut self,
         staged: &mut Vec<Publish>,
         retry_at: &mut Option<Instant>,
     ) -> Option<Writing> {
-        match self.journal.lock().take_group() {
+        let taken = self.journal.lock().take_group();
+        match taken {
             Ok(Some(group)) => {
                 let task = tokio::task::spawn_blocking(move || {
                     let result = group.write();
@@ -132,7 +133,7 @@ impl Pipeline {
             }
             Ok(None) => None,
             Err(e) => {
-                let wait = self.retry.clone().next_wait();
+                let wait = self.retry.next_wait();
                 JournalCommitFailed {
                     error: &e,
                     waiting: staged.len(),
@@ -211,6 +212,14 @@ impl Pipeline {
     }
 
     async fn enforce_budget(&self) {
+        {
+            // The common case, checked in memory: no need for a blocking task after every commit.
+            let j = self.journal.lock();
+            self.metrics.journal_bytes.set(j.disk_bytes() as i64);
+            if !j.over_budget() {
+                return;
+            }
+        }
         let j = self.journal.clone();
         let metrics = self.metrics.clone();
         let shed = tokio::task::spawn_blocking(move || {

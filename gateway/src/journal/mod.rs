@@ -270,7 +270,9 @@ impl Journal {
         }
     }
 
-    /// Stages nothing new and writes what is staged, blocking: for start-up and tests.
+    /// Writes what is staged, blocking, in one call: for tests (the pipeline writes a group
+    /// outside the lock with [`Journal::take_group`], [`Group::write`] and [`Journal::finish`]).
+    #[cfg(test)]
     pub fn commit(&mut self) -> io::Result<Position> {
         match self.take_group()? {
             None => Ok(self.end()),
@@ -288,6 +290,11 @@ impl Journal {
             .range(from.segment..)
             .map(|(k, v)| (*k, *v))
             .collect()
+    }
+
+    /// Whether the journal holds more than its disk budget.
+    pub fn over_budget(&self) -> bool {
+        self.disk_bytes() > self.limits.max_bytes
     }
 
     /// When the oldest record on disk was received, in ms since the epoch.

@@ -188,10 +188,8 @@ impl SinkDriver {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {
                     tracing::error!("cannot read the journal: {e}");
-                    if self
-                        .wait(self.backoff.clone().next_wait(), &mut shutdown)
-                        .await
-                    {
+                    let wait = self.backoff.next_wait();
+                    if self.wait(wait, &mut shutdown).await {
                         return;
                     }
                     continue;
