@@ -1,10 +1,27 @@
-//! Gridwatch's alert rules: what in a reading or an event opens an alert.
+//! Gridwatch's alert rules: the rule file language, its checker and the engine that runs it.
 //!
-//! Evaluation is pure and deterministic: everything it needs, the time included, comes in as an
-//! argument, so rules can be unit-tested and backtested over recorded data. For now there is one
-//! built-in rule, "an SOS button was pressed"; the rule language replaces it.
+//! Everything here is pure and deterministic: the time comes in as an argument and nothing reads
+//! a clock or does I/O (apart from [`RuleSet::load`] reading the file), so rules can be
+//! unit-tested and backtested over recorded data, and a restarted gateway can carry on from a
+//! saved [`Snapshot`].
+
+pub mod duration;
+pub mod engine;
+pub mod expr;
+pub mod file;
+pub mod rule;
+pub mod schema;
+pub mod silence;
+pub mod template;
 
 use serde::{Deserialize, Serialize};
+
+pub use engine::{Change, DeviceInfo, Engine, Msg, OpenAlert, Snapshot, Transition};
+pub use expr::{Type, Val};
+pub use file::{Problem, RuleSet, RulesError};
+pub use rule::{Level, Rule};
+pub use schema::{KindSchema, Schema};
+pub use silence::{Scope, Silence};
 
 /// How urgent an alert is; `Critical` is for threats to life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -32,70 +49,9 @@ impl Severity {
     }
 }
 
-/// One thing a device reported, as the rules see it.
-#[derive(Clone, Copy, Debug)]
-pub struct Observation<'a> {
-    /// The device's kind, from the registry (not from the payload).
-    pub kind: &'a str,
-    /// The event the device detected, if any.
-    pub event: Option<&'a str>,
-    /// When the gateway received it, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-}
-
-/// A rule that matched: the alert it asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Firing {
-    /// The rule's name, stable across releases: alerts are deduplicated by device and rule.
-    pub rule: &'static str,
-    /// How urgent the alert is.
-    pub severity: Severity,
-    /// When the condition was seen, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-}
-
-/// The built-in SOS rule's name.
-pub const SOS_PRESSED: &str = "sos_pressed";
-
-/// Evaluates the built-in rules against one observation.
-pub fn evaluate(obs: &Observation<'_>) -> Option<Firing> {
-    (obs.kind == "sos" && obs.event == Some("sos_pressed")).then_some(Firing {
-        rule: SOS_PRESSED,
-        severity: Severity::Critical,
-        at_ms: obs.at_ms,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn obs<'a>(kind: &'a str, event: Option<&'a str>) -> Observation<'a> {
-        Observation {
-            kind,
-            event,
-            at_ms: 1_000,
-        }
-    }
-
-    #[test]
-    fn a_pressed_sos_button_fires_a_critical_alert() {
-        assert_eq!(
-            evaluate(&obs("sos", Some("sos_pressed"))),
-            Some(Firing {
-                rule: SOS_PRESSED,
-                severity: Severity::Critical,
-                at_ms: 1_000
-            })
-        );
-    }
-
-    #[test]
-    fn telemetry_and_other_events_fire_nothing() {
-        assert_eq!(evaluate(&obs("sos", None)), None);
-        assert_eq!(evaluate(&obs("sos", Some("sos_cancelled"))), None);
-        assert_eq!(evaluate(&obs("manhole", Some("sos_pressed"))), None);
-    }
 
     #[test]
     fn severities_order_by_urgency() {

@@ -1,7 +1,7 @@
 //! Builds every stage, wires the channels and owns shutdown: the one file that knows them all.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,7 +17,7 @@ use crate::metrics::events::JournalRecovered;
 use crate::metrics::Metrics;
 use crate::notify::outbox::{self, Outbox};
 use crate::notify::{self, signing::Signer};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RULES_CURSOR};
 use crate::registry::Registry;
 use crate::sinks::tsdb::writer::{self, Store};
 use crate::sinks::tsdb::{HttpStore, LocalStore};
@@ -88,6 +88,25 @@ impl Gateway {
         .emit(&metrics);
         journal.register(writer::CURSOR);
         journal.register(outbox::CURSOR);
+        journal.register(RULES_CURSOR);
+        let rule_set = crate::rules::load(&config.rules, registry.catalogue())?;
+        let mut engine = crate::rules::engine(rule_set, &registry, crate::clock::now_ms());
+        let saved = crate::rules::state::load(journal.dir()).unwrap_or_else(|e| {
+            tracing::error!(
+                "cannot read {}: {e}; the rules start afresh from the alert outbox",
+                crate::rules::state::path(journal.dir()).display()
+            );
+            None
+        });
+        let resume_from = saved.map(|saved| {
+            let restored = engine.restore(&saved.engine);
+            let position = saved.position();
+            engine.set_silences(saved.silences);
+            tracing::info!(restored, "rule engine state restored");
+            position
+        });
+        tracing::info!(rules = engine.rules().len(), "alert rules loaded");
+        let engine = Arc::new(Mutex::new(engine));
         metrics.journal_bytes.set(journal.disk_bytes() as i64);
         let committed = journal.end();
         let journal = JournalHandle::new(journal);
@@ -109,6 +128,7 @@ impl Gateway {
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
         let alerts = Arc::new(RwLock::new(AlertBook::default()));
         let (alert_changes, _) = broadcast::channel(256);
+        let http_registry = registry.clone();
         let pipeline = Pipeline {
             registry,
             max_payload_bytes: config.ingest.max_payload_bytes,
@@ -121,6 +141,9 @@ impl Gateway {
             alerts: alerts.clone(),
             alert_changes: alert_changes.clone(),
             retry: Backoff::new(config.store.retry_min_ms, config.store.retry_max_ms),
+            engine: engine.clone(),
+            resume_from,
+            save_every: Duration::from_secs(config.rules.save_every_secs),
             metrics: metrics.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -131,6 +154,9 @@ impl Gateway {
             metrics: metrics.clone(),
             alerts,
             catalogue,
+            registry: http_registry,
+            engine,
+            api_token: secrets.api_token.clone(),
         });
 
         let (shutdown, rx) = watch::channel(false);

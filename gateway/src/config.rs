@@ -32,6 +32,28 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// The kind catalogue.
     pub catalogue: CatalogueConfig,
+    /// The alert rules.
+    pub rules: RulesConfig,
+}
+
+/// `[rules]`: the alert rules and the engine's saved state.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A rule file that replaces the built-in rules (`gateway/rules.toml` shows the format); a
+    /// relative path is taken from the config file's folder.
+    pub path: Option<PathBuf>,
+    /// How often the engine's timers, windows and open alerts are saved, in seconds.
+    pub save_every_secs: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            save_every_secs: 10,
+        }
+    }
 }
 
 /// `[catalogue]`: the kinds of device the gateway accepts.
@@ -305,6 +327,8 @@ pub struct Secrets {
     pub tsdb_token: Option<String>,
     /// `GRIDWATCH_WEBHOOK_SECRET`, in Standard Webhooks form (`whsec_` then base64).
     pub webhook_secret: Option<String>,
+    /// `GRIDWATCH_API_TOKEN`: the bearer token HTTP writes need; without it writes are refused.
+    pub api_token: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -314,6 +338,7 @@ impl std::fmt::Debug for Secrets {
             .field("mqtt_password", &set(&self.mqtt_password))
             .field("tsdb_token", &set(&self.tsdb_token))
             .field("webhook_secret", &set(&self.webhook_secret))
+            .field("api_token", &set(&self.api_token))
             .finish()
     }
 }
@@ -326,6 +351,7 @@ impl Secrets {
             mqtt_password: var("GRIDWATCH_MQTT_PASSWORD"),
             tsdb_token: var("GRIDWATCH_TSDB_TOKEN"),
             webhook_secret: var("GRIDWATCH_WEBHOOK_SECRET"),
+            api_token: var("GRIDWATCH_API_TOKEN"),
         }
     }
 }
@@ -375,6 +401,9 @@ impl Config {
                 config.registry.path = dir.join(&config.registry.path);
             }
             if let Some(p) = config.catalogue.path.as_mut().filter(|p| p.is_relative()) {
+                *p = dir.join(&*p);
+            }
+            if let Some(p) = config.rules.path.as_mut().filter(|p| p.is_relative()) {
                 *p = dir.join(&*p);
             }
         }
@@ -432,6 +461,7 @@ impl Config {
         positive("store.local.rotate_bytes", self.store.local.rotate_bytes);
         positive("notify.timeout_ms", self.notify.timeout_ms);
         positive("notify.retry_min_ms", self.notify.retry_min_ms);
+        positive("rules.save_every_secs", self.rules.save_every_secs);
         if self.mqtt.keep_alive_secs > 0 && self.mqtt.keep_alive_secs < 5 {
             out.push((
                 "mqtt.keep_alive_secs",

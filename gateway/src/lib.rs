@@ -3,10 +3,11 @@
 //! ```text
 //!  MQTT broker ──▶ ingest ──▶ decode+verify ──▶ rules ──▶ alerts ──▶ notify ──▶ worker webhooks
 //!                 (manual        (topic,          (edge-   (open /
-//!                  acks)          payload,         rules)   repeat)
-//!                                 registry)   └──────────────────────▶ sinks/tsdb ──▶ InfluxDB v2 API
+//!                  acks)          payload,         rules    update /
+//!                                 registry)        engine)  resolve)
+//!                               └──────────────────────▶ sinks/tsdb ──▶ InfluxDB v2 API
 //!                                                                                    or local files
-//!  http: /healthz /readyz /metrics /api/v1/alerts
+//!  http: /healthz /readyz /metrics /api/v1/alerts /api/v1/rules /api/v1/silences
 //! ```
 //!
 //! Modules follow a message's way through the gateway; [`app`] wires them together and
@@ -26,7 +27,9 @@ pub mod registry;
 pub mod ingest;
 // stage 2: topic, payload and registry checks
 pub mod decode;
-// stage 3: rules live in the gridwatch-edge-rules crate; stage 4: alerts
+// stage 3: the rules (language and engine in the gridwatch-edge-rules crate)
+pub mod rules;
+// stage 4: alerts
 pub mod alerts;
 // stage 5: reach the worker
 pub mod notify;
@@ -34,7 +37,7 @@ pub mod notify;
 pub mod sinks;
 // beside the line: the HTTP API
 pub mod http;
-// stage 3: durable before acknowledged
+// beside the line: durable before acknowledged
 pub mod journal;
 
 pub use app::Gateway;

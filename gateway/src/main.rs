@@ -54,6 +54,11 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         chunk_lines: usize,
     },
+    /// Check alert rule files, or backtest them over recorded messages.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Everything in one process: embedded broker, local store, a simulated community.
     Demo {
         /// HTTP listen address.
@@ -68,6 +73,37 @@ enum Command {
         /// Seconds between an SOS press and the next.
         #[arg(long, default_value_t = 20)]
         sos_every: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check a rule file: every problem with its line, column and what to write instead.
+    Check {
+        /// The rule file.
+        file: PathBuf,
+        /// Kind catalogue to check against; the built-in one if not given.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+    },
+    /// Run recorded messages through a rule file and list the alerts it would have opened and
+    /// closed, and when.
+    Backtest {
+        /// The rule file.
+        rules: PathBuf,
+        /// A journal folder (journal.path), a local store folder (store.local.path) or a
+        /// line-protocol file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The registry the messages' devices are in.
+        #[arg(long, default_value = "registry.toml")]
+        registry: PathBuf,
+        /// Kind catalogue; the built-in one if not given.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Also print why each alert opened or ended.
+        #[arg(long)]
+        why: bool,
     },
 }
 
@@ -123,6 +159,111 @@ async fn run(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Res
     Ok(())
 }
 
+fn catalogue(path: Option<&PathBuf>) -> anyhow::Result<Catalogue> {
+    match path {
+        Some(p) => Catalogue::load(p)
+            .map_err(anyhow::Error::msg)
+            .context("--catalogue"),
+        None => Ok(Catalogue::builtin()),
+    }
+}
+
+fn rules_command(command: RulesCommand) -> anyhow::Result<()> {
+    use gridwatch_edge_rules::RuleSet;
+    use gridwatch_gateway::rules::{self, backtest};
+    use std::io::Write;
+    // Written without println!, which panics when a pager or `head` closes the pipe.
+    let mut stdout = std::io::stdout().lock();
+    macro_rules! out {
+        ($($arg:tt)*) => { let _ = writeln!(stdout, $($arg)*); };
+    }
+    match command {
+        RulesCommand::Check { file, catalogue: c } => {
+            let schema = rules::schema(&catalogue(c.as_ref())?);
+            let set = RuleSet::load(&file, &schema)?;
+            out!("{}: {} rules, all good", file.display(), set.rules.len());
+            for r in &set.rules {
+                out!(
+                    "  {:<28} {:<8} {}",
+                    r.name,
+                    r.severity.as_str(),
+                    rules::describe(r)
+                );
+            }
+            Ok(())
+        }
+        RulesCommand::Backtest {
+            rules: file,
+            from,
+            registry,
+            catalogue: c,
+            why,
+        } => {
+            let catalogue = Arc::new(catalogue(c.as_ref())?);
+            let set = RuleSet::load(&file, &rules::schema(&catalogue))?;
+            let offset = set.utc_offset_min;
+            let registry = Registry::load(&registry, catalogue).context("--registry")?;
+            let recording = backtest::Recording::at(&from)?;
+            let report = backtest::run(set, &registry, &recording, |n| {
+                eprint!("\r{n} messages   ");
+            })?;
+            for o in &report.outcomes {
+                out!(
+                    "{}  {:<9} {:<28} {}",
+                    local_time(o.at_ms, offset),
+                    format!("{:?}", o.change).to_lowercase(),
+                    o.rule,
+                    o.device
+                );
+                if why {
+                    for w in &o.why {
+                        out!("      {w}");
+                    }
+                }
+            }
+            let opened = report
+                .outcomes
+                .iter()
+                .filter(|o| o.change == gridwatch_edge_rules::Change::Opened)
+                .count();
+            eprintln!(
+                "{} messages, {} alerts opened, {} changes in all; {} records skipped{}",
+                report.messages,
+                opened,
+                report.outcomes.len(),
+                report.skipped,
+                report
+                    .first_skip
+                    .map(|s| format!(" (first: {s})"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` at `ms`, `offset_min` east of UTC.
+fn local_time(ms: u64, offset_min: i32) -> String {
+    let secs = (ms / 1000) as i64 + i64::from(offset_min) * 60;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 async fn replay(
     from: PathBuf,
     to: String,
@@ -170,6 +311,7 @@ async fn main() -> std::process::ExitCode {
             bucket,
             chunk_lines,
         } => replay(from, to, org, bucket, chunk_lines).await,
+        Command::Rules { command } => rules_command(command),
         Command::Demo {
             listen,
             mqtt_port,

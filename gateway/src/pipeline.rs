@@ -4,36 +4,47 @@
 //! The pipeline is a driver that handles one message at a time, events before telemetry. Accepted
 //! messages are staged in the journal; a group of them is written and fsync'd while the next group
 //! gathers, and the group's PUBACKs go out only after its fsync. Rules run on arrival, so an SOS
-//! is not held up by the disk; the alert ids are derived from the message, so running the same
-//! message again after a crash opens the same alert. The time-series sink reads the journal on
-//! its own.
+//! is not held up by the disk; once a second the engine's clock advances (`for` timers, absences).
+//! Alert ids are derived from the data, so running the same messages again after a crash opens
+//! the same alerts. The engine's state is saved when everything it has seen is on disk and
+//! delivered; on start it is restored and the journal after it is run through the rules again.
+//! The time-series sink reads the journal on its own.
 //!
 //! Every message taken ends as exactly one of accepted or rejected; the ingest driver counts the
 //! ones it shed as dropped. So `received = accepted + rejected + dropped` once the queues are empty.
 
 use std::io;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
-use gridwatch_edge_rules::{evaluate, Firing, Observation, Severity};
+use gridwatch_edge_rules::{Change, Engine, Msg, Severity, Transition};
 use rumqttc::Publish;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
-use crate::alerts::{alert_id, gateway_device, Alert, AlertBook, Fired, JOURNAL_WRITE_FAILED};
+use crate::alerts::text::Messages;
+use crate::alerts::{
+    alert_id, gateway_device, Alert, AlertBook, Evidence, Fired, Opening, JOURNAL_WRITE_FAILED,
+};
 use crate::backoff::Backoff;
 use crate::config::Language;
 use crate::decode::{decode, Body, Channel, Decoded};
 use crate::ingest::mqtt::{channel_label, Acker, Incoming};
 use crate::journal::{self, Class, Group, JournalHandle, Position};
 use crate::metrics::events::{
-    AlertOpened, AlertRepeated, JournalCommitFailed, JournalShed, MessageAccepted, MessageReceived,
-    MessageRejected, NotifyUnroutable,
+    AlertEnded, AlertOpened, AlertRepeated, AlertSilenced, JournalCommitFailed, JournalShed,
+    MessageAccepted, MessageReceived, MessageRejected, NotifyUnroutable, RulesSaveFailed,
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{self, Outbox};
 use crate::notify::{Delivery, Notifier};
 use crate::registry::Registry;
+use crate::rules::{self, state};
+
+/// The journal consumer name of the rule engine's saved state: the journal keeps the records
+/// the saved state does not cover yet.
+pub const RULES_CURSOR: &str = "rules";
 
 /// Everything the pipeline needs, built by [`crate::app`].
 pub struct Pipeline {
@@ -59,6 +70,13 @@ pub struct Pipeline {
     pub alert_changes: broadcast::Sender<Alert>,
     /// Waits between attempts when the journal cannot be written.
     pub retry: Backoff,
+    /// The rule engine, shared with the HTTP API (rules, explanations, maintenance windows).
+    pub engine: Arc<Mutex<Engine>>,
+    /// Where the saved engine state ends: the journal is run through the rules from here on
+    /// start (`None`: nothing saved, start at the alert outbox's cursor).
+    pub resume_from: Option<Position>,
+    /// How often the engine's state is saved.
+    pub save_every: Duration,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -79,6 +97,9 @@ impl Pipeline {
         let mut staged: Vec<Publish> = Vec::new();
         let mut writing: Option<Writing> = None;
         let mut retry_at: Option<Instant> = None;
+        let mut clock = tokio::time::interval(Duration::from_secs(1));
+        clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut saved_at = Instant::now();
         loop {
             let quiet = events.is_empty() && telemetry.is_empty();
             if writing.is_none()
@@ -98,6 +119,16 @@ impl Pipeline {
                     self.finish_write(done, acks, &mut staged, &mut retry_at).await;
                 }
                 () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
+                _ = clock.tick() => {
+                    self.tick(crate::clock::now_ms());
+                    // Saved only when all the engine has seen is on disk and delivered, so the
+                    // journal after the saved position holds everything to run again.
+                    let settled = staged.is_empty() && writing.is_none() && self.outbox.is_idle();
+                    if settled && saved_at.elapsed() >= self.save_every {
+                        saved_at = Instant::now();
+                        self.save().await;
+                    }
+                }
                 // Events are always taken: their alerts fire on arrival even while the disk stalls.
                 Some(m) = events.recv() => self.handle(m, &mut staged).await,
                 Some(m) = telemetry.recv(), if room => self.handle(m, &mut staged).await,
@@ -114,6 +145,63 @@ impl Pipeline {
                 self.finish_write(task.await, acks, &mut staged, &mut retry_at)
                     .await;
             }
+        }
+        if staged.is_empty() && self.outbox.is_idle() {
+            self.save().await;
+        }
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Advances the engine's clock: `for` timers, absences, count windows.
+    fn tick(&self, now_ms: u64) {
+        let mut out = Vec::new();
+        self.engine().tick(now_ms, &mut out);
+        if !out.is_empty() {
+            // Nothing in the journal caused these: hold the outbox at its end until delivered.
+            let pos = self.journal.lock().end();
+            self.apply_transitions(out, pos);
+        }
+    }
+
+    /// Saves the engine's state as covering the whole committed journal.
+    async fn save(&self) {
+        let (saved, active) = {
+            let engine = self.engine();
+            let saved = state::Saved {
+                segment: 0,
+                offset: 0,
+                saved_ms: crate::clock::now_ms(),
+                silences: engine.silences().to_vec(),
+                engine: engine.snapshot_active(),
+            };
+            (saved, engine.active())
+        };
+        self.metrics.rules_active.set(active as i64);
+        let journal = self.journal.clone();
+        let metrics = self.metrics.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let (dir, end, generation) = {
+                let j = journal.lock();
+                let (_, generation) = j.cursor(RULES_CURSOR);
+                (j.dir().to_owned(), j.end(), generation)
+            };
+            let saved = state::Saved {
+                segment: end.segment,
+                offset: end.offset,
+                ..saved
+            };
+            state::save(&dir, &saved)?;
+            metrics.rules_saves.with_label_values(&["saved"]).inc();
+            journal.lock().advance(RULES_CURSOR, end, generation)
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => RulesSaveFailed { error: &e }.emit(&self.metrics),
+            Err(e) => RulesSaveFailed { error: &e }.emit(&self.metrics),
         }
     }
 
@@ -194,20 +282,25 @@ impl Pipeline {
     /// so the broker holds every device's messages, SOS included, until the disk works again.
     fn journal_failed(&self) {
         let now = crate::clock::now_ms();
-        let firing = Firing {
-            rule: JOURNAL_WRITE_FAILED,
-            severity: Severity::Critical,
-            at_ms: now,
-        };
         let device = gateway_device(&self.registry.community);
-        let id = alert_id(now, &device.id, 0, firing.rule);
-        let fired = self.alerts.write().unwrap_or_else(|e| e.into_inner()).fire(
-            &firing,
-            &device,
-            None,
-            id,
-            self.language,
-        );
+        let fired = self
+            .alerts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .open(Opening {
+                alert_id: alert_id(now, &device.id, 0, JOURNAL_WRITE_FAILED),
+                rule: JOURNAL_WRITE_FAILED,
+                severity: Severity::Critical,
+                device: &device,
+                assignee: None,
+                opened_ms: now,
+                messages: Messages::journal_write_failed(),
+                language: self.language,
+                needs_person: true,
+                ack_deadline_ms: None,
+                evidence: Evidence::default(),
+                silenced_by: None,
+            });
         self.announce(fired, None);
     }
 
@@ -266,7 +359,7 @@ impl Pipeline {
                     self.journal
                         .lock()
                         .stage(class, m.received_ms, topic, &m.publish.payload);
-                self.apply_rules(&decoded, &registry, m.received_ms, pos);
+                self.apply_rules(&decoded, m.received_ms, pos);
                 MessageAccepted { channel }.emit(&self.metrics);
                 true
             }
@@ -279,26 +372,27 @@ impl Pipeline {
         }
     }
 
-    /// Runs the rules again over the events the alert outbox had not finished with before the
-    /// last stop, so their alerts open and their webhooks go out (with the same ids as before).
+    /// Runs the journal after the saved engine state through the rules again (or, with nothing
+    /// saved, what the alert outbox had not finished with), so timers carry on and undelivered
+    /// alerts open again with the same ids; then lists the alerts the saved state held open.
     async fn replay(&mut self) {
+        self.restore_open_alerts();
         let journal = self.journal.clone();
+        let resume_from = self.resume_from;
         let records = tokio::task::spawn_blocking(move || {
             let (from, segments, dir) = {
                 let j = journal.lock();
-                let (from, _) = j.cursor(outbox::CURSOR);
+                let from = resume_from.unwrap_or_else(|| j.cursor(outbox::CURSOR).0);
                 (from, j.segments_from(from), j.dir().to_owned())
             };
             let mut out = Vec::new();
             let read = journal::read(&dir, &segments, from, |pos, rec| {
-                if rec.class == Class::Event {
-                    out.push((
-                        pos,
-                        rec.received_ms,
-                        rec.topic.to_owned(),
-                        rec.payload.to_vec(),
-                    ));
-                }
+                out.push((
+                    pos,
+                    rec.received_ms,
+                    rec.topic.to_owned(),
+                    rec.payload.to_vec(),
+                ));
                 true
             });
             (out, read)
@@ -313,47 +407,169 @@ impl Pipeline {
         }
         if !records.is_empty() {
             tracing::info!(
-                events = records.len(),
-                "replaying events whose alerts were not yet delivered"
+                records = records.len(),
+                "running the journal after the saved rule state through the rules again"
             );
         }
         let registry = Arc::clone(&self.registry);
+        let mut ticked = 0;
         for (pos, received_ms, topic, payload) in records {
+            if received_ms >= ticked + 1000 {
+                ticked = received_ms;
+                let mut out = Vec::new();
+                self.engine().tick(received_ms, &mut out);
+                self.apply_transitions(out, pos);
+            }
             if let Ok(decoded) = decode(&topic, &payload, &registry, self.max_payload_bytes) {
-                self.apply_rules(&decoded, &registry, received_ms, pos);
+                self.apply_rules(&decoded, received_ms, pos);
+            }
+        }
+        // The gateway heard nothing while it was down: that is not every device going offline.
+        self.engine().resume(crate::clock::now_ms());
+    }
+
+    /// Puts the alerts the saved engine state holds open back into the alert book.
+    fn restore_open_alerts(&self) {
+        let engine = self.engine();
+        let open = engine.open_alerts();
+        let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        for a in &open {
+            let rule = &engine.rules()[a.rule];
+            let Some(device) = self.registry.device(&a.device) else {
+                continue;
+            };
+            book.open(Opening {
+                alert_id: alert_id(a.opened_ms, &a.device, a.seq, &rule.name),
+                rule: &rule.name,
+                severity: rule.severity,
+                device,
+                assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
+                opened_ms: a.opened_ms,
+                messages: rules::messages(
+                    rule,
+                    device,
+                    &a.values,
+                    a.opened_ms,
+                    engine.utc_offset_min(),
+                ),
+                language: self.language,
+                needs_person: rule.needs_person,
+                ack_deadline_ms: rule.ack_deadline_ms,
+                evidence: Evidence {
+                    readings: a.values.iter().cloned().collect(),
+                    why: vec!["open before the gateway restarted".into()],
+                    seq: a.seq,
+                },
+                silenced_by: None,
+            });
+            if a.cleared {
+                book.cleared(&a.device, &rule.name, a.opened_ms);
+            }
+        }
+        if !open.is_empty() {
+            tracing::info!(
+                alerts = open.len(),
+                "alerts open before the restart are open again"
+            );
+        }
+    }
+
+    fn apply_rules(&self, d: &Decoded<'_>, received_ms: u64, pos: Position) {
+        let Body::Message(msg) = &d.body else { return };
+        let data = rules::readings(msg);
+        let mut out = Vec::new();
+        self.engine().observe(
+            &Msg {
+                device: &d.device.id,
+                seq: msg.seq,
+                at_ms: received_ms,
+                event: msg.event,
+                data: &data,
+            },
+            &mut out,
+        );
+        if !out.is_empty() {
+            self.apply_transitions(out, pos);
+        }
+    }
+
+    /// Turns what the engine says into alerts; `pos` is the journal record behind them, which
+    /// the outbox keeps until their notifications are accepted.
+    fn apply_transitions(&self, out: Vec<Transition>, pos: Position) {
+        let engine = self.engine();
+        for t in out {
+            let rule = &engine.rules()[t.rule];
+            let Some(device) = self.registry.device(&t.device) else {
+                continue;
+            };
+            let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+            match t.change {
+                Change::Opened => {
+                    let fired = book.open(Opening {
+                        alert_id: alert_id(t.opened_ms, &t.device, t.seq, &rule.name),
+                        rule: &rule.name,
+                        severity: rule.severity,
+                        device,
+                        assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
+                        opened_ms: t.opened_ms,
+                        messages: rules::messages(
+                            rule,
+                            device,
+                            &t.values,
+                            t.opened_ms,
+                            engine.utc_offset_min(),
+                        ),
+                        language: self.language,
+                        needs_person: rule.needs_person,
+                        ack_deadline_ms: rule.ack_deadline_ms,
+                        evidence: Evidence {
+                            readings: t.values.into_iter().collect(),
+                            why: t.why,
+                            seq: t.seq,
+                        },
+                        silenced_by: t.silenced_by,
+                    });
+                    drop(book);
+                    self.announce(fired, Some(pos));
+                }
+                Change::Updated => {
+                    if let Some(alert) = book.repeat(&t.device, &rule.name, t.at_ms) {
+                        drop(book);
+                        AlertRepeated { alert: &alert }.emit(&self.metrics);
+                        let _ = self.alert_changes.send(alert);
+                    }
+                }
+                Change::Cleared | Change::Resolved => {
+                    let (ended, how) = if t.change == Change::Cleared {
+                        (book.cleared(&t.device, &rule.name, t.at_ms), "cleared")
+                    } else {
+                        (book.resolve(&t.device, &rule.name, t.at_ms), "resolved")
+                    };
+                    drop(book);
+                    if let Some(alert) = ended {
+                        AlertEnded { alert: &alert, how }.emit(&self.metrics);
+                        let _ = self.alert_changes.send(alert);
+                    }
+                }
             }
         }
     }
 
-    fn apply_rules(&self, d: &Decoded<'_>, registry: &Registry, received_ms: u64, pos: Position) {
-        let Body::Message(msg) = &d.body else { return };
-        let obs = Observation {
-            kind: &d.device.kind,
-            event: msg.event,
-            at_ms: received_ms,
-        };
-        let Some(firing) = evaluate(&obs) else { return };
-        let worker = registry.on_duty(&d.device.grid);
-        let id = alert_id(received_ms, &d.device.id, msg.seq, firing.rule);
-        let fired = self.alerts.write().unwrap_or_else(|e| e.into_inner()).fire(
-            &firing,
-            d.device,
-            worker.map(|w| &**w),
-            id,
-            self.language,
-        );
-        self.announce(fired, Some((registry, pos)));
-    }
-
-    /// Counts, logs and broadcasts what a firing did; a new alert is also sent to whoever is on
-    /// duty for its device (`route`), when it has one.
-    fn announce(&self, fired: Fired, route: Option<(&Registry, Position)>) {
+    /// Counts, logs and broadcasts what an opening did; a new alert is also sent to whoever is
+    /// on duty for its device, for the journal record at `pos`, unless a maintenance window
+    /// holds it back.
+    fn announce(&self, fired: Fired, pos: Option<Position>) {
         let alert = match fired {
             Fired::Opened(alert) => {
                 AlertOpened { alert: &alert }.emit(&self.metrics);
-                match route {
-                    Some((registry, pos)) => self.notify(&alert, registry, pos),
-                    None => NotifyUnroutable {
+                match (pos, &alert.silenced_by) {
+                    (_, Some(silence)) => AlertSilenced {
+                        alert: &alert,
+                        silence,
+                    }
+                    .emit(&self.metrics),
+                    (Some(pos), None) => self.notify(&alert, &self.registry, pos),
+                    (None, None) => NotifyUnroutable {
                         alert_id: &alert.alert_id,
                         grid: "",
                         why:

@@ -44,6 +44,9 @@ pub struct Device {
     pub grid_name: Text,
     /// Where in the building, for the worker who goes there.
     pub location: Text,
+    /// Tags that rules can select on, such as `living_alone` for an elderly resident's SOS button.
+    #[serde(skip_serializing_if = "<[Text]>::is_empty")]
+    pub tags: Arc<[Text]>,
 }
 
 /// A grid worker and the ways to reach them.
@@ -209,6 +212,8 @@ struct RawDevice {
     building: Id,
     grid: Id,
     location: String,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 struct Problems<'t> {
@@ -383,6 +388,7 @@ impl RawRegistry {
                     grid: grid.clone(),
                     grid_name: grid_name.clone(),
                     location: d.location.as_str().into(),
+                    tags: d.tags.iter().map(|t| Text::from(t.as_str())).collect(),
                 };
                 devices.insert(id, Arc::new(device));
             }

@@ -1,14 +1,16 @@
-//! Stage 4: alerts, from the moment a rule fires to their close.
+//! Stage 4: alerts, from the moment a rule opens one to its close.
 //!
-//! [`AlertBook`] is pure: it takes a rule's firing, the device, the assignee, a fresh id and the
-//! time, and says whether a new alert opened or an open one repeated. While an alert for a device
-//! and rule is open, a new firing updates it instead of opening a second one.
+//! [`AlertBook`] is pure: the rule engine says an alert opened, happened again, cleared or
+//! resolved, and the book keeps the alert as the API and the webhooks show it, with the evidence
+//! behind it. While an alert for a device and rule is open, a new opening updates it instead of
+//! opening a second one.
 
 pub mod text;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use gridwatch_edge_rules::{Firing, Severity};
+use gridwatch_edge_rules::{Severity, Val};
 use serde::Serialize;
 
 use crate::config::Language;
@@ -78,6 +80,29 @@ pub struct Alert {
     pub assignee: Option<Assignee>,
     /// 0 for the worker on duty; each escalation adds one.
     pub escalation_level: u8,
+    /// A life-safety alert: it stays open until a person closes it.
+    pub needs_person: bool,
+    /// How long it may wait for an acknowledgement, in milliseconds.
+    pub ack_deadline_ms: Option<u64>,
+    /// Why it opened: the readings, and the rule's comparisons, timer or window in plain words.
+    pub evidence: Evidence,
+    /// When its condition cleared, for an alert that waits for a person to close it.
+    pub condition_cleared_at: Option<u64>,
+    /// When it resolved.
+    pub resolved_at: Option<u64>,
+    /// The maintenance window that kept it from paging anyone, if one did.
+    pub silenced_by: Option<String>,
+}
+
+/// The readings and reasons behind an alert.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The readings of the message that opened it.
+    pub readings: BTreeMap<String, Val>,
+    /// The rule's comparisons, timer or window, in plain words.
+    pub why: Vec<String>,
+    /// The sequence number of the message that opened it (0 when nothing came).
+    pub seq: u64,
 }
 
 /// The rule of the gateway's own alert when its journal cannot be written.
@@ -94,6 +119,7 @@ pub fn gateway_device(community: &str) -> Device {
         grid: "".into(),
         grid_name: "".into(),
         location: "边缘网关 / edge gateway".into(),
+        tags: Arc::from([]),
     }
 }
 
@@ -110,7 +136,35 @@ pub fn alert_id(received_ms: u64, device: &str, seq: u64, rule: &str) -> String 
         .to_string()
 }
 
-/// What a firing did.
+/// A new alert, as the pipeline asks for it.
+pub struct Opening<'a> {
+    /// Its id (see [`alert_id`]).
+    pub alert_id: String,
+    /// The rule's name.
+    pub rule: &'a str,
+    /// How urgent.
+    pub severity: Severity,
+    /// The device.
+    pub device: &'a Device,
+    /// The worker on duty, if any.
+    pub assignee: Option<&'a Worker>,
+    /// When it opened.
+    pub opened_ms: u64,
+    /// Its texts.
+    pub messages: text::Messages,
+    /// Which text is `message`.
+    pub language: Language,
+    /// Whether only a person may close it.
+    pub needs_person: bool,
+    /// The acknowledgement deadline.
+    pub ack_deadline_ms: Option<u64>,
+    /// Why.
+    pub evidence: Evidence,
+    /// The maintenance window holding it back, if any.
+    pub silenced_by: Option<String>,
+}
+
+/// What an opening did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fired {
     /// A new alert opened.
@@ -123,44 +177,74 @@ pub enum Fired {
 #[derive(Debug, Default)]
 pub struct AlertBook {
     alerts: Vec<Alert>,
-    open: HashMap<(String, String), usize>,
+    open: HashMap<(Arc<str>, String), usize>,
 }
 
 impl AlertBook {
-    /// Records a firing for `device`; `new_id` is used only if a new alert opens.
-    pub fn fire(
-        &mut self,
-        firing: &Firing,
-        device: &Device,
-        assignee: Option<&Worker>,
-        new_id: String,
-        language: Language,
-    ) -> Fired {
-        let key = (device.id.to_string(), firing.rule.to_owned());
+    /// Opens an alert, or updates the one open for the same device and rule.
+    pub fn open(&mut self, o: Opening<'_>) -> Fired {
+        let key = (o.device.id.clone(), o.rule.to_owned());
         if let Some(&i) = self.open.get(&key) {
             let a = &mut self.alerts[i];
             a.occurrences += 1;
-            a.updated_at = firing.at_ms;
+            a.updated_at = a.updated_at.max(o.opened_ms);
             return Fired::Repeated(a.clone());
         }
-        let messages = text::Messages::for_rule(firing.rule, device);
         let alert = Alert {
-            alert_id: new_id,
-            rule: firing.rule.to_owned(),
-            severity: firing.severity,
+            alert_id: o.alert_id,
+            rule: o.rule.to_owned(),
+            severity: o.severity,
             state: State::Firing,
-            device: device.clone(),
-            started_at: firing.at_ms,
-            updated_at: firing.at_ms,
+            device: o.device.clone(),
+            started_at: o.opened_ms,
+            updated_at: o.opened_ms,
             occurrences: 1,
-            message: messages.get(language).to_owned(),
-            messages,
-            assignee: assignee.map(Assignee::from),
+            message: o.messages.get(o.language).to_owned(),
+            messages: o.messages,
+            assignee: o.assignee.map(Assignee::from),
             escalation_level: 0,
+            needs_person: o.needs_person,
+            ack_deadline_ms: o.ack_deadline_ms,
+            evidence: o.evidence,
+            condition_cleared_at: None,
+            resolved_at: None,
+            silenced_by: o.silenced_by,
         };
         self.open.insert(key, self.alerts.len());
         self.alerts.push(alert.clone());
         Fired::Opened(alert)
+    }
+
+    /// The open alert's condition happened again at `at_ms`.
+    pub fn repeat(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
+        let a = self.open_mut(device, rule)?;
+        a.occurrences += 1;
+        a.updated_at = a.updated_at.max(at_ms);
+        a.condition_cleared_at = None;
+        Some(a.clone())
+    }
+
+    /// The open alert's condition cleared at `at_ms`, but a person must close it.
+    pub fn cleared(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
+        let a = self.open_mut(device, rule)?;
+        a.condition_cleared_at = Some(at_ms);
+        a.updated_at = a.updated_at.max(at_ms);
+        Some(a.clone())
+    }
+
+    /// The open alert resolved itself at `at_ms`; the next opening is a new alert.
+    pub fn resolve(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
+        let i = self.open.remove(&(Arc::from(device), rule.to_owned()))?;
+        let a = &mut self.alerts[i];
+        a.state = State::Resolved;
+        a.resolved_at = Some(at_ms);
+        a.updated_at = a.updated_at.max(at_ms);
+        Some(a.clone())
+    }
+
+    fn open_mut(&mut self, device: &str, rule: &str) -> Option<&mut Alert> {
+        let i = *self.open.get(&(Arc::from(device), rule.to_owned()))?;
+        Some(&mut self.alerts[i])
     }
 
     /// All alerts, most severe first, then oldest first.
@@ -178,7 +262,6 @@ impl AlertBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gridwatch_edge_rules::SOS_PRESSED;
 
     fn device(id: &str) -> Device {
         Device {
@@ -190,29 +273,42 @@ mod tests {
             grid: "g1".into(),
             grid_name: "一网格".into(),
             location: "101室".into(),
+            tags: Arc::from([]),
         }
     }
 
-    fn firing(at_ms: u64) -> Firing {
-        Firing {
-            rule: SOS_PRESSED,
+    fn opening<'a>(d: &'a Device, w: Option<&'a Worker>, id: &str, at: u64) -> Opening<'a> {
+        Opening {
+            alert_id: id.into(),
+            rule: "sos_pressed",
             severity: Severity::Critical,
-            at_ms,
+            device: d,
+            assignee: w,
+            opened_ms: at,
+            messages: text::Messages {
+                zh_cn: "1号楼101室求助".into(),
+                en: "SOS at 101".into(),
+            },
+            language: Language::ZhCn,
+            needs_person: true,
+            ack_deadline_ms: Some(60_000),
+            evidence: Evidence::default(),
+            silenced_by: None,
         }
     }
 
     #[test]
     fn alert_ids_are_time_ordered_uuids_that_a_replay_reproduces() {
-        let a = alert_id(1_795_000_000_000, "s1", 7, SOS_PRESSED);
-        assert_eq!(a, alert_id(1_795_000_000_000, "s1", 7, SOS_PRESSED));
-        assert_ne!(a, alert_id(1_795_000_000_000, "s1", 8, SOS_PRESSED));
-        assert!(a < alert_id(1_795_000_000_001, "s1", 7, SOS_PRESSED));
+        let a = alert_id(1_795_000_000_000, "s1", 7, "sos_pressed");
+        assert_eq!(a, alert_id(1_795_000_000_000, "s1", 7, "sos_pressed"));
+        assert_ne!(a, alert_id(1_795_000_000_000, "s1", 8, "sos_pressed"));
+        assert!(a < alert_id(1_795_000_000_001, "s1", 7, "sos_pressed"));
         let u = uuid::Uuid::parse_str(&a).unwrap();
         assert_eq!(u.get_version_num(), 7);
     }
 
     #[test]
-    fn a_firing_opens_an_alert_assigned_to_the_worker_on_duty() {
+    fn an_opening_makes_an_alert_assigned_to_the_worker_on_duty() {
         let mut book = AlertBook::default();
         let w = Worker {
             id: "w1".into(),
@@ -220,13 +316,8 @@ mod tests {
             phone: None,
             webhook: None,
         };
-        let Fired::Opened(a) = book.fire(
-            &firing(10),
-            &device("s1"),
-            Some(&w),
-            "id-1".into(),
-            Language::ZhCn,
-        ) else {
+        let d = device("s1");
+        let Fired::Opened(a) = book.open(opening(&d, Some(&w), "id-1", 10)) else {
             panic!("expected a new alert")
         };
         assert_eq!(
@@ -234,27 +325,15 @@ mod tests {
             (State::Firing, Severity::Critical, 10)
         );
         assert_eq!(a.assignee.unwrap().name, "王芳");
-        assert!(a.message.contains("1号楼"), "{}", a.message);
         assert_eq!(a.message, a.messages.zh_cn);
     }
 
     #[test]
-    fn a_second_firing_for_the_same_device_and_rule_updates_the_open_alert() {
+    fn a_second_opening_for_the_same_device_and_rule_updates_the_open_alert() {
         let mut book = AlertBook::default();
-        book.fire(
-            &firing(10),
-            &device("s1"),
-            None,
-            "id-1".into(),
-            Language::En,
-        );
-        let Fired::Repeated(a) = book.fire(
-            &firing(20),
-            &device("s1"),
-            None,
-            "id-2".into(),
-            Language::En,
-        ) else {
+        let (s1, s2) = (device("s1"), device("s2"));
+        book.open(opening(&s1, None, "id-1", 10));
+        let Fired::Repeated(a) = book.open(opening(&s1, None, "id-2", 20)) else {
             panic!("expected a repeat")
         };
         assert_eq!(
@@ -262,15 +341,29 @@ mod tests {
             ("id-1", 2, 20)
         );
         assert!(matches!(
-            book.fire(
-                &firing(30),
-                &device("s2"),
-                None,
-                "id-3".into(),
-                Language::En
-            ),
+            book.open(opening(&s2, None, "id-3", 30)),
             Fired::Opened(_)
         ));
         assert_eq!(book.list().len(), 2);
+    }
+
+    #[test]
+    fn a_resolved_alert_makes_room_for_a_new_one() {
+        let mut book = AlertBook::default();
+        let d = device("s1");
+        book.open(opening(&d, None, "id-1", 10));
+        assert_eq!(
+            book.cleared("s1", "sos_pressed", 15)
+                .unwrap()
+                .condition_cleared_at,
+            Some(15)
+        );
+        let r = book.resolve("s1", "sos_pressed", 20).unwrap();
+        assert_eq!((r.state, r.resolved_at), (State::Resolved, Some(20)));
+        assert!(book.repeat("s1", "sos_pressed", 25).is_none());
+        assert!(matches!(
+            book.open(opening(&d, None, "id-2", 30)),
+            Fired::Opened(_)
+        ));
     }
 }

@@ -1,16 +1,21 @@
-//! The HTTP surface: health, readiness, Prometheus metrics and the alert API under `/api/v1`.
+//! The HTTP surface: health, readiness, Prometheus metrics and the API under `/api/v1`: alerts,
+//! kinds, rules (with "why did this (not) fire") and maintenance windows.
 
-use std::sync::{Arc, RwLock};
+mod rules;
+
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
+use gridwatch_edge_rules::Engine;
 
 use crate::alerts::AlertBook;
 use crate::catalogue::Catalogue;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -21,6 +26,12 @@ pub struct AppState {
     pub alerts: Arc<RwLock<AlertBook>>,
     /// The kind catalogue.
     pub catalogue: Arc<Catalogue>,
+    /// The community registry.
+    pub registry: Arc<Registry>,
+    /// The rule engine.
+    pub engine: Arc<Mutex<Engine>>,
+    /// The bearer token writes need; `None` refuses every write.
+    pub api_token: Option<String>,
 }
 
 /// The router for every endpoint.
@@ -31,7 +42,49 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/kinds", get(list_kinds))
+        .route("/api/v1/rules", get(rules::list))
+        .route("/api/v1/rules/{rule}/why/{device}", get(rules::why))
+        .route(
+            "/api/v1/silences",
+            get(rules::list_silences).post(rules::add_silence),
+        )
+        .route("/api/v1/silences/{id}", delete(rules::end_silence))
         .with_state(state)
+}
+
+/// A JSON error body: `{"error": "..."}` with the status.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> axum::response::Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Checks the `Authorization: Bearer` token of a write.
+pub(crate) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), axum::response::Response> {
+    let Some(token) = &s.api_token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "writes are turned off: start the gateway with GRIDWATCH_API_TOKEN set",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compared in constant time, so the answer's timing does not leak the token.
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "a write needs the header `Authorization: Bearer <GRIDWATCH_API_TOKEN>`",
+        ))
+    }
 }
 
 /// Ready once the broker connection is up: before that no message can arrive.

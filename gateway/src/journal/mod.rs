@@ -115,6 +115,26 @@ pub struct Journal {
     shed_segments: std::collections::BTreeSet<u64>,
 }
 
+/// The segments in a journal folder with their sizes, oldest first, without opening the journal
+/// for writing: for reading a copy of another gateway's journal (a backtest).
+pub fn segments_in(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push((id, entry.metadata()?.len()));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.seg"))
 }

@@ -180,6 +180,56 @@ impl AlertRepeated<'_> {
     }
 }
 
+/// An open alert's condition ended: it resolved, or it cleared and waits for a person to close it.
+pub struct AlertEnded<'a> {
+    pub alert: &'a crate::alerts::Alert,
+    /// `resolved` or `cleared`.
+    pub how: &'static str,
+}
+
+impl AlertEnded<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let a = self.alert;
+        m.alerts_ended
+            .with_label_values(&[a.rule.as_str(), self.how])
+            .inc();
+        tracing::info!(alert_id = %a.alert_id, rule = %a.rule, device = %a.device.id, how = self.how, "alert condition ended");
+    }
+}
+
+/// An alert opened during a maintenance window: it is listed, but pages nobody.
+pub struct AlertSilenced<'a> {
+    pub alert: &'a crate::alerts::Alert,
+    pub silence: &'a str,
+}
+
+impl AlertSilenced<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.alerts_silenced
+            .with_label_values(&[self.alert.rule.as_str()])
+            .inc();
+        tracing::warn!(alert_id = %self.alert.alert_id, silence = self.silence, "alert opened during a maintenance window: nobody is paged");
+    }
+}
+
+/// The rule engine's state could not be saved; a restart would forget timers since the last save.
+pub struct RulesSaveFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl RulesSaveFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.rules_saves.with_label_values(&["failed"]).inc();
+        limited(m, "rules_save", |held| {
+            tracing::warn!(
+                held_back = held,
+                "cannot save the rule engine's state (a restart now would forget timers since the last save): {}",
+                self.error
+            )
+        });
+    }
+}
+
 /// An alert has nobody to go to: no worker on duty for its grid, or no webhook for that worker.
 pub struct NotifyUnroutable<'a> {
     pub alert_id: &'a str,

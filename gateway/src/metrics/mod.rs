@@ -33,6 +33,15 @@ pub struct Metrics {
     pub alerts_opened: IntCounterVec,
     /// Repeats of an already open alert, by rule.
     pub alerts_repeated: IntCounterVec,
+    /// Alerts whose condition ended, by rule and how (`resolved`, or `cleared` for one a person
+    /// must close).
+    pub alerts_ended: IntCounterVec,
+    /// Alerts opened during a maintenance window, which paged nobody, by rule.
+    pub alerts_silenced: IntCounterVec,
+    /// Rule engine timers, windows and open alerts held (device and rule pairs).
+    pub rules_active: IntGauge,
+    /// Saves of the rule engine's state, by outcome (saved, failed).
+    pub rules_saves: IntCounterVec,
     /// Webhook delivery attempts, by outcome (delivered, failed).
     pub notify_attempts: IntCounterVec,
     /// Deliveries not yet accepted by their receiver.
@@ -170,6 +179,29 @@ impl Metrics {
                 "gridwatch_alerts_repeated_total",
                 "Repeats of an open alert.",
                 &["rule"],
+            ),
+            alerts_ended: counter_vec(
+                &r,
+                "gridwatch_alerts_ended_total",
+                "Alerts whose condition ended: resolved, or cleared and waiting for a person to close.",
+                &["rule", "how"],
+            ),
+            alerts_silenced: counter_vec(
+                &r,
+                "gridwatch_alerts_silenced_total",
+                "Alerts opened during a maintenance window; they paged nobody.",
+                &["rule"],
+            ),
+            rules_active: gauge(
+                &r,
+                "gridwatch_rules_active",
+                "Device and rule pairs with a running timer, a window or an open alert.",
+            ),
+            rules_saves: counter_vec(
+                &r,
+                "gridwatch_rules_saves_total",
+                "Saves of the rule engine's state.",
+                &["outcome"],
             ),
             notify_attempts: counter_vec(
                 &r,

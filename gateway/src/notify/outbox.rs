@@ -48,6 +48,11 @@ impl Outbox {
         *self.state().pending.entry(pos).or_default() += 1;
     }
 
+    /// Whether no delivery is waiting for its receiver.
+    pub fn is_idle(&self) -> bool {
+        self.state().pending.is_empty()
+    }
+
     /// A delivery for the record at `pos` was accepted.
     pub fn done(&self, pos: Position) {
         let mut s = self.state();

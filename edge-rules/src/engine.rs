@@ -1,0 +1,1582 @@
+//! The rule engine: per-device state, fed messages and clock ticks, returning the alerts that
+//! open, update, clear and resolve.
+//!
+//! Pure and deterministic: time is an argument, nothing reads a clock. Each device gets, once,
+//! the list of rules whose selector matches it, so a message costs the rules that can match its
+//! device and no others. State is kept only for rules that are doing something (a timer, a
+//! window, an open alert), and can be saved and restored across a restart. Alert times are
+//! derived from the data, not from when a tick happened to run (a `for` timer opens at the
+//! instant it had held long enough), so replaying the same messages opens the same alerts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::show_ms;
+use crate::expr::{Expr, Val};
+use crate::file::RuleSet;
+use crate::rule::{Absence, AbsentFor, Direction, Rule, Trigger};
+use crate::silence::Silence;
+
+/// The longest rise/fall history kept per device and rule; older points drop first.
+const MAX_SERIES: usize = 256;
+
+/// A device as the rules see it: what selectors match against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub id: Arc<str>,
+    /// Kind.
+    pub kind: Arc<str>,
+    /// Community id.
+    pub community: Arc<str>,
+    /// Building id.
+    pub building: Arc<str>,
+    /// Grid id.
+    pub grid: Arc<str>,
+    /// Registry tags (for example `living_alone`).
+    pub tags: Vec<Arc<str>>,
+    /// How often it reports when healthy, in milliseconds.
+    pub report_every_ms: u64,
+}
+
+/// One message from a device.
+#[derive(Clone, Copy, Debug)]
+pub struct Msg<'a> {
+    /// Device id.
+    pub device: &'a str,
+    /// The device's sequence number.
+    pub seq: u64,
+    /// When the gateway received it, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The event it reports, if any.
+    pub event: Option<&'a str>,
+    /// Its readings.
+    pub data: &'a [(&'a str, Val)],
+}
+
+/// What happened to an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A new alert.
+    Opened,
+    /// The open alert's condition happened again (another press, another fault).
+    Updated,
+    /// The condition is over; the alert resolves itself.
+    Resolved,
+    /// The condition is over, but the rule needs a person to close the alert.
+    Cleared,
+}
+
+/// One change to one device's alert for one rule, with the evidence behind it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Index of the rule in the engine's rules.
+    pub rule: usize,
+    /// Device id.
+    pub device: Arc<str>,
+    /// What happened.
+    pub change: Change,
+    /// When it happened.
+    pub at_ms: u64,
+    /// When the alert opened: with `device`, `seq` and the rule, it identifies the alert.
+    pub opened_ms: u64,
+    /// Sequence number of the message that opened it (0 for absence alerts).
+    pub seq: u64,
+    /// The readings of the message behind this change.
+    pub values: Vec<(String, Val)>,
+    /// Why, in plain words: the comparisons, the timer, the window.
+    pub why: Vec<String>,
+    /// The maintenance window that keeps this from paging anyone, if one does.
+    pub silenced_by: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    #[default]
+    Idle,
+    Pending,
+    Firing,
+    Latched,
+}
+
+/// One rule's memory for one device.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Slot {
+    #[serde(skip)]
+    rule: u32,
+    phase: Phase,
+    since_ms: u64,
+    seq: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    values: Vec<(String, Val)>,
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    times: VecDeque<u64>,
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    series: VecDeque<(u64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<Val>,
+    #[serde(default)]
+    last_change_ms: u64,
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        self.phase == Phase::Idle
+            && self.times.is_empty()
+            && self.series.is_empty()
+            && self.last.is_none()
+    }
+}
+
+#[derive(Debug)]
+struct DeviceState {
+    info: DeviceInfo,
+    rules: Box<[u32]>,
+    last_seen_ms: u64,
+    slots: Vec<Slot>,
+}
+
+fn slot_of(slots: &mut Vec<Slot>, rule: u32) -> &mut Slot {
+    match slots.iter().position(|s| s.rule == rule) {
+        Some(i) => &mut slots[i],
+        None => {
+            slots.push(Slot {
+                rule,
+                ..Slot::default()
+            });
+            slots.last_mut().expect("just pushed")
+        }
+    }
+}
+
+impl DeviceState {
+    fn tidy(&mut self) {
+        self.slots.retain(|s| !s.idle());
+    }
+}
+
+/// Saved engine state: what a restarted gateway needs to carry on (timers, windows, open alerts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Per device.
+    pub devices: Vec<DeviceSnapshot>,
+}
+
+/// One device's saved state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSnapshot {
+    /// Device id.
+    pub id: String,
+    /// When it was last heard from.
+    pub last_seen_ms: u64,
+    /// Per rule.
+    pub rules: Vec<RuleSnapshot>,
+}
+
+/// One rule's saved state for one device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleSnapshot {
+    /// Rule name.
+    pub rule: String,
+    /// The rule's fingerprint when saved: state of an edited rule is dropped.
+    pub fingerprint: u64,
+    #[serde(flatten)]
+    slot: Slot,
+}
+
+/// An alert the engine holds open, as listed by [`Engine::open_alerts`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenAlert {
+    /// Index of the rule.
+    pub rule: usize,
+    /// Device id.
+    pub device: Arc<str>,
+    /// When it opened.
+    pub opened_ms: u64,
+    /// Sequence number of the message that opened it.
+    pub seq: u64,
+    /// Whether its condition cleared and it waits for a person to close it.
+    pub cleared: bool,
+    /// The readings of the message that opened it.
+    pub values: Vec<(String, Val)>,
+}
+
+/// The rule engine.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    utc_offset_min: i32,
+    // A vector, not a map, so that ticks visit devices in the same order on every run.
+    devices: Vec<DeviceState>,
+    index: HashMap<Arc<str>, usize>,
+    silences: Vec<Silence>,
+}
+
+impl Engine {
+    /// An engine for `rules` watching `devices`, which count as last heard from at `now_ms`.
+    pub fn new(rules: RuleSet, devices: impl IntoIterator<Item = DeviceInfo>, now_ms: u64) -> Self {
+        let mut engine = Engine {
+            rules: rules.rules,
+            utc_offset_min: rules.utc_offset_min,
+            devices: Vec::new(),
+            index: HashMap::new(),
+            silences: Vec::new(),
+        };
+        for info in devices {
+            engine.add_device(info, now_ms);
+        }
+        engine
+    }
+
+    /// Adds (or replaces) a device; it counts as last heard from at `now_ms`.
+    pub fn add_device(&mut self, info: DeviceInfo, now_ms: u64) {
+        let rules: Box<[u32]> = (0..self.rules.len() as u32)
+            .filter(|r| selects(&self.rules[*r as usize], &info))
+            .collect();
+        let state = DeviceState {
+            info,
+            rules,
+            last_seen_ms: now_ms,
+            slots: Vec::new(),
+        };
+        match self.index.get(&state.info.id) {
+            Some(&i) => self.devices[i] = state,
+            None => {
+                self.index.insert(state.info.id.clone(), self.devices.len());
+                self.devices.push(state);
+            }
+        }
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The index of the rule named `name`.
+    pub fn rule_index(&self, name: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.name == name)
+    }
+
+    /// Replaces the maintenance windows.
+    pub fn set_silences(&mut self, silences: Vec<Silence>) {
+        self.silences = silences;
+    }
+
+    /// The maintenance windows.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Runs one message through the rules that select its device, appending what changed to
+    /// `out`. Messages from devices the engine does not know are ignored.
+    pub fn observe(&mut self, msg: &Msg<'_>, out: &mut Vec<Transition>) {
+        let Some(&d) = self.index.get(msg.device) else {
+            return;
+        };
+        let dev = &mut self.devices[d];
+        let start = out.len();
+        for i in 0..dev.rules.len() {
+            let r = dev.rules[i];
+            let rule = &self.rules[r as usize];
+            on_message(rule, r, dev, msg, self.utc_offset_min, out);
+        }
+        dev.last_seen_ms = dev.last_seen_ms.max(msg.at_ms);
+        dev.tidy();
+        let (building, grid) = (dev.info.building.clone(), dev.info.grid.clone());
+        self.mark_silenced(&mut out[start..], &building, &grid);
+    }
+
+    /// Advances timers to `now_ms`: `for` conditions that have now held long enough, absences,
+    /// and count windows that have emptied.
+    pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Transition>) {
+        let start = out.len();
+        for dev in &mut self.devices {
+            for i in 0..dev.rules.len() {
+                let r = dev.rules[i];
+                let rule = &self.rules[r as usize];
+                on_tick(rule, r, dev, now_ms, self.utc_offset_min, out);
+            }
+            dev.tidy();
+        }
+        let silences = &self.silences;
+        for t in &mut out[start..] {
+            if let Some(dev) = self.index.get(&t.device).map(|&d| &self.devices[d]) {
+                t.silenced_by = silenced(silences, dev, t.at_ms);
+            }
+        }
+    }
+
+    /// The gateway was not listening until `now_ms` (a restart): devices count as heard from
+    /// then, so its own downtime does not read as every device going offline.
+    pub fn resume(&mut self, now_ms: u64) {
+        for dev in &mut self.devices {
+            dev.last_seen_ms = dev.last_seen_ms.max(now_ms);
+        }
+    }
+
+    /// A person closed the alert of `rule` on `device`: the next occurrence opens a new one.
+    pub fn close(&mut self, device: &str, rule: usize) {
+        if let Some(dev) = self.index.get(device).map(|&d| &mut self.devices[d]) {
+            if let Some(slot) = dev.slots.iter_mut().find(|s| s.rule as usize == rule) {
+                if matches!(slot.phase, Phase::Firing | Phase::Latched) {
+                    slot.phase = Phase::Idle;
+                    slot.values.clear();
+                    slot.times.clear();
+                }
+            }
+            dev.tidy();
+        }
+    }
+
+    /// Every alert the engine holds open.
+    pub fn open_alerts(&self) -> Vec<OpenAlert> {
+        let mut out = Vec::new();
+        for dev in &self.devices {
+            for s in &dev.slots {
+                if matches!(s.phase, Phase::Firing | Phase::Latched) {
+                    out.push(OpenAlert {
+                        rule: s.rule as usize,
+                        device: dev.info.id.clone(),
+                        opened_ms: s.since_ms,
+                        seq: s.seq,
+                        cleared: s.phase == Phase::Latched,
+                        values: s.values.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.opened_ms, &a.device).cmp(&(b.opened_ms, &b.device)));
+        out
+    }
+
+    /// The community's offset from UTC in minutes, for times of day.
+    pub fn utc_offset_min(&self) -> i32 {
+        self.utc_offset_min
+    }
+
+    /// How many device and rule pairs hold a timer, a window or an open alert.
+    pub fn active(&self) -> usize {
+        self.devices.iter().map(|d| d.slots.len()).sum()
+    }
+
+    /// Every device's state, its last-heard time included.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_of(|_| true)
+    }
+
+    /// The state of the devices with a timer, a window or an open alert: what a gateway saves,
+    /// small however many devices it has. The others' last-heard times are left out; after a
+    /// restart [`Engine::resume`] counts every device as heard from then.
+    pub fn snapshot_active(&self) -> Snapshot {
+        self.snapshot_of(|d| !d.slots.is_empty())
+    }
+
+    fn snapshot_of(&self, keep: impl Fn(&DeviceState) -> bool) -> Snapshot {
+        let mut devices: Vec<DeviceSnapshot> = self
+            .devices
+            .iter()
+            .filter(|d| keep(d))
+            .map(|dev| DeviceSnapshot {
+                id: dev.info.id.to_string(),
+                last_seen_ms: dev.last_seen_ms,
+                rules: dev
+                    .slots
+                    .iter()
+                    .map(|s| {
+                        let rule = &self.rules[s.rule as usize];
+                        RuleSnapshot {
+                            rule: rule.name.clone(),
+                            fingerprint: rule.fingerprint,
+                            slot: s.clone(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        devices.sort_by(|a, b| a.id.cmp(&b.id));
+        Snapshot { devices }
+    }
+
+    /// Puts saved state back: devices and rules that no longer exist, rules whose text changed
+    /// and rules that no longer select the device are skipped. Returns how many rule states
+    /// were restored.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> usize {
+        let mut restored = 0;
+        for saved in &snapshot.devices {
+            let Some(dev) = self
+                .index
+                .get(saved.id.as_str())
+                .map(|&d| &mut self.devices[d])
+            else {
+                continue;
+            };
+            dev.last_seen_ms = saved.last_seen_ms;
+            dev.slots.clear();
+            for rs in &saved.rules {
+                let Some(r) = self.rules.iter().position(|r| r.name == rs.rule) else {
+                    continue;
+                };
+                if self.rules[r].fingerprint != rs.fingerprint || !dev.rules.contains(&(r as u32)) {
+                    continue;
+                }
+                dev.slots.push(Slot {
+                    rule: r as u32,
+                    ..rs.slot.clone()
+                });
+                restored += 1;
+            }
+        }
+        restored
+    }
+
+    /// Why `rule` has or has not opened an alert for `device` at `now_ms`, in plain words.
+    pub fn explain(&self, device: &str, rule: &str, now_ms: u64) -> Vec<String> {
+        let Some(r) = self.rule_index(rule) else {
+            return vec![format!("there is no rule `{rule}`")];
+        };
+        let Some(dev) = self.index.get(device).map(|&d| &self.devices[d]) else {
+            return vec![format!("there is no device `{device}`")];
+        };
+        let rule = &self.rules[r];
+        let mut out = Vec::new();
+        if !dev.rules.contains(&(r as u32)) {
+            out.push(format!(
+                "rule `{}` does not select device `{device}`: {}",
+                rule.name,
+                mismatch(rule, &dev.info)
+            ));
+            return out;
+        }
+        if let Some(s) = silenced(&self.silences, dev, now_ms) {
+            let s = self
+                .silences
+                .iter()
+                .find(|x| x.id == s)
+                .expect("found above");
+            out.push(format!(
+                "silenced by `{}` ({}, set by {}) until {}",
+                s.id, s.reason, s.by, s.until_ms
+            ));
+        }
+        if let Some(w) = rule.during {
+            let m = minute_of_day(now_ms, self.utc_offset_min);
+            if !w.contains(m) {
+                out.push(format!(
+                    "outside its hours {:02}:{:02}-{:02}:{:02}",
+                    w.start / 60,
+                    w.start % 60,
+                    w.end / 60,
+                    w.end % 60
+                ));
+            }
+        }
+        let slot = dev.slots.iter().find(|s| s.rule as usize == r);
+        let phase = slot.map_or(Phase::Idle, |s| s.phase);
+        match phase {
+            Phase::Firing => out.push(format!("firing since {}", slot.map_or(0, |s| s.since_ms))),
+            Phase::Latched => {
+                out.push("its condition cleared; the alert waits for a person to close it".into())
+            }
+            Phase::Pending => {
+                let s = slot.expect("pending has a slot");
+                if let Trigger::Condition { hold_ms, .. } = &rule.trigger {
+                    out.push(format!(
+                        "the condition has held for {} of the {} it needs",
+                        show_ms(now_ms.saturating_sub(s.since_ms)),
+                        show_ms(*hold_ms)
+                    ));
+                }
+            }
+            Phase::Idle => {}
+        }
+        match &rule.trigger {
+            Trigger::Condition { when, .. } => {
+                if let Some(s) = slot.filter(|s| !s.values.is_empty()) {
+                    if let Some(values) = gather(when, &s.values) {
+                        out.extend(when.explain(&values));
+                    }
+                } else if phase == Phase::Idle {
+                    out.push(format!(
+                        "the condition `{}` was false (or its readings missing) at the last message, received at {}",
+                        when.readings().join(", "),
+                        dev.last_seen_ms
+                    ));
+                }
+            }
+            Trigger::Event { event, count, .. } => match count {
+                Some(c) => out.push(format!(
+                    "{} `{event}` in the last {}; it needs {}",
+                    slot.map_or(0, |s| s
+                        .times
+                        .iter()
+                        .filter(|t| **t + c.within_ms > now_ms)
+                        .count()),
+                    show_ms(c.within_ms),
+                    c.at_least
+                )),
+                None if phase == Phase::Idle => {
+                    out.push(format!("no `{event}` since the alert was last closed"))
+                }
+                None => {}
+            },
+            Trigger::Change {
+                reading,
+                by,
+                within_ms,
+                ..
+            } => {
+                let points = slot.map_or(0, |s| s.series.len());
+                out.push(format!(
+                    "{points} values of `{reading}` in the last {}; it opens on a change of {by}",
+                    show_ms(*within_ms)
+                ));
+            }
+            Trigger::Absent { what, after } => {
+                let limit = absent_limit(after, &dev.info);
+                let since = match what {
+                    Absence::Messages => dev.last_seen_ms,
+                    Absence::Change(_) => slot.map_or(dev.last_seen_ms, |s| s.last_change_ms),
+                };
+                out.push(format!(
+                    "quiet for {} of the {} it allows",
+                    show_ms(now_ms.saturating_sub(since)),
+                    show_ms(limit)
+                ));
+            }
+        }
+        out
+    }
+
+    fn mark_silenced(&self, ts: &mut [Transition], building: &str, grid: &str) {
+        for t in ts {
+            t.silenced_by = self
+                .silences
+                .iter()
+                .find(|s| s.covers(&t.device, building, grid, t.at_ms))
+                .map(|s| s.id.clone());
+        }
+    }
+}
+
+fn silenced(silences: &[Silence], dev: &DeviceState, at_ms: u64) -> Option<String> {
+    silences
+        .iter()
+        .find(|s| s.covers(&dev.info.id, &dev.info.building, &dev.info.grid, at_ms))
+        .map(|s| s.id.clone())
+}
+
+fn listed(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|v| v == value)
+}
+
+fn selects(rule: &Rule, d: &DeviceInfo) -> bool {
+    let s = &rule.select;
+    listed(&s.kinds, &d.kind)
+        && listed(&s.communities, &d.community)
+        && listed(&s.buildings, &d.building)
+        && listed(&s.grids, &d.grid)
+        && listed(&s.devices, &d.id)
+        && s.tags.iter().all(|t| d.tags.iter().any(|x| **x == **t))
+}
+
+fn mismatch(rule: &Rule, d: &DeviceInfo) -> String {
+    let s = &rule.select;
+    let checks: [(&str, &[String], &str); 5] = [
+        ("kind", &s.kinds, &d.kind),
+        ("community", &s.communities, &d.community),
+        ("building", &s.buildings, &d.building),
+        ("grid", &s.grids, &d.grid),
+        ("device", &s.devices, &d.id),
+    ];
+    for (field, list, value) in checks {
+        if !listed(list, value) {
+            return format!(
+                "it selects {field} {}, the device's is `{value}`",
+                list.join("/")
+            );
+        }
+    }
+    format!("it needs the tags {}", s.tags.join(", "))
+}
+
+fn minute_of_day(ms: u64, offset_min: i32) -> u32 {
+    ((ms / 60_000) as i64 + i64::from(offset_min)).rem_euclid(1440) as u32
+}
+
+fn in_hours(rule: &Rule, at_ms: u64, offset_min: i32) -> bool {
+    rule.during
+        .is_none_or(|w| w.contains(minute_of_day(at_ms, offset_min)))
+}
+
+fn absent_limit(after: &AbsentFor, d: &DeviceInfo) -> u64 {
+    match after {
+        AbsentFor::Ms(ms) => *ms,
+        AbsentFor::Intervals(n) => u64::from(*n) * d.report_every_ms,
+    }
+}
+
+/// The values of an expression's readings in `data`, in its order; `None` if one is missing.
+fn gather<S: AsRef<str>>(e: &Expr, data: &[(S, Val)]) -> Option<Vec<Val>> {
+    e.readings()
+        .iter()
+        .map(|r| data.iter().find(|(n, _)| n.as_ref() == r).map(|(_, v)| *v))
+        .collect()
+}
+
+fn owned(data: &[(&str, Val)]) -> Vec<(String, Val)> {
+    data.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+}
+
+struct Emit<'a> {
+    rule: usize,
+    device: &'a Arc<str>,
+    needs_person: bool,
+}
+
+impl Emit<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        out: &mut Vec<Transition>,
+        change: Change,
+        at_ms: u64,
+        slot: &Slot,
+        values: Vec<(String, Val)>,
+        why: Vec<String>,
+    ) {
+        out.push(Transition {
+            rule: self.rule,
+            device: self.device.clone(),
+            change,
+            at_ms,
+            opened_ms: slot.since_ms,
+            seq: slot.seq,
+            values,
+            why,
+            silenced_by: None,
+        });
+    }
+
+    /// The condition is over: resolve, or latch until a person closes it.
+    fn end(
+        &self,
+        out: &mut Vec<Transition>,
+        slot: &mut Slot,
+        at_ms: u64,
+        values: Vec<(String, Val)>,
+        why: Vec<String>,
+    ) {
+        let change = if self.needs_person {
+            Change::Cleared
+        } else {
+            Change::Resolved
+        };
+        self.push(out, change, at_ms, slot, values, why);
+        slot.phase = if self.needs_person {
+            Phase::Latched
+        } else {
+            Phase::Idle
+        };
+        if !self.needs_person {
+            slot.values.clear();
+        }
+    }
+}
+
+fn on_message(
+    rule: &Rule,
+    r: u32,
+    dev: &mut DeviceState,
+    msg: &Msg<'_>,
+    offset: i32,
+    out: &mut Vec<Transition>,
+) {
+    let DeviceState { info, slots, .. } = dev;
+    let emit = Emit {
+        rule: r as usize,
+        device: &info.id,
+        needs_person: rule.needs_person,
+    };
+    let hours = in_hours(rule, msg.at_ms, offset);
+    match &rule.trigger {
+        Trigger::Condition {
+            when,
+            hold_ms,
+            clear,
+        } => {
+            // A timer that ran out before this message opens first: the condition held until now.
+            if let Some(slot) = slots
+                .iter_mut()
+                .find(|s| s.rule == r && s.phase == Phase::Pending)
+            {
+                let due = slot.since_ms + hold_ms;
+                if msg.at_ms > due && in_hours(rule, due, offset) {
+                    open_pending(&emit, when, *hold_ms, slot, msg.at_ms, due, out);
+                }
+            }
+            let Some(values) = gather(when, msg.data) else {
+                // A message without the readings says nothing about the condition.
+                if let (Some(c), Some(slot)) = (clear, slots.iter_mut().find(|s| s.rule == r)) {
+                    if slot.phase == Phase::Firing {
+                        if let Some(cv) = gather(c, msg.data).filter(|cv| c.eval(cv)) {
+                            emit.end(out, slot, msg.at_ms, owned(msg.data), c.explain(&cv));
+                        }
+                    }
+                }
+                return;
+            };
+            let held = when.eval(&values);
+            let slot = slot_of(slots, r);
+            match slot.phase {
+                Phase::Idle | Phase::Pending if held => {
+                    if slot.phase == Phase::Idle {
+                        slot.phase = Phase::Pending;
+                        slot.since_ms = msg.at_ms;
+                        slot.seq = msg.seq;
+                    }
+                    slot.values = owned(msg.data);
+                    let due = slot.since_ms + hold_ms;
+                    if msg.at_ms >= due && hours {
+                        let mut why = when.explain(&values);
+                        if *hold_ms > 0 {
+                            why.push(format!(
+                                "held for {} (for = {})",
+                                show_ms(msg.at_ms - slot.since_ms),
+                                show_ms(*hold_ms)
+                            ));
+                        }
+                        slot.phase = Phase::Firing;
+                        slot.since_ms = due;
+                        emit.push(
+                            out,
+                            Change::Opened,
+                            msg.at_ms,
+                            slot,
+                            slot.values.clone(),
+                            why,
+                        );
+                    }
+                }
+                Phase::Pending => {
+                    slot.phase = Phase::Idle;
+                    slot.values.clear();
+                }
+                Phase::Firing => {
+                    let cleared = match clear {
+                        None => Some(!held).filter(|c| *c).map(|_| when.explain(&values)),
+                        Some(c) => gather(c, msg.data)
+                            .filter(|cv| c.eval(cv))
+                            .map(|cv| c.explain(&cv)),
+                    };
+                    if let Some(why) = cleared {
+                        emit.end(out, slot, msg.at_ms, owned(msg.data), why);
+                    }
+                }
+                Phase::Idle | Phase::Latched => {}
+            }
+        }
+        Trigger::Event {
+            event,
+            filter,
+            clear_event,
+            count,
+        } => {
+            if msg.event == Some(event.as_str()) {
+                let why_filter = match filter {
+                    None => Some(Vec::new()),
+                    Some(f) => gather(f, msg.data)
+                        .filter(|v| f.eval(v))
+                        .map(|v| f.explain(&v)),
+                };
+                let Some(mut why) = why_filter else { return };
+                let slot = slot_of(slots, r);
+                let enough = match count {
+                    None => true,
+                    Some(c) => {
+                        slot.times.push_back(msg.at_ms);
+                        while slot.times.len() > c.at_least as usize {
+                            slot.times.pop_front();
+                        }
+                        let first = *slot.times.front().expect("just pushed");
+                        let enough = slot.times.len() >= c.at_least as usize
+                            && msg.at_ms - first < c.within_ms;
+                        if enough {
+                            why.push(format!(
+                                "{} times `{event}` within {}",
+                                c.at_least,
+                                show_ms(msg.at_ms - first)
+                            ));
+                        }
+                        enough
+                    }
+                };
+                if !enough {
+                    return;
+                }
+                why.insert(0, format!("the device reported `{event}`"));
+                match slot.phase {
+                    Phase::Firing | Phase::Latched => {
+                        emit.push(out, Change::Updated, msg.at_ms, slot, owned(msg.data), why);
+                    }
+                    _ if hours => {
+                        slot.phase = Phase::Firing;
+                        slot.since_ms = msg.at_ms;
+                        slot.seq = msg.seq;
+                        slot.values = owned(msg.data);
+                        emit.push(
+                            out,
+                            Change::Opened,
+                            msg.at_ms,
+                            slot,
+                            slot.values.clone(),
+                            why,
+                        );
+                    }
+                    _ => {}
+                }
+            } else if clear_event.is_some() && msg.event == clear_event.as_deref() {
+                if let Some(slot) = slots
+                    .iter_mut()
+                    .find(|s| s.rule == r && s.phase == Phase::Firing)
+                {
+                    let why = vec![format!(
+                        "the device reported `{}`",
+                        msg.event.unwrap_or_default()
+                    )];
+                    emit.end(out, slot, msg.at_ms, owned(msg.data), why);
+                }
+            }
+        }
+        Trigger::Change {
+            reading,
+            direction,
+            by,
+            within_ms,
+        } => {
+            let Some(Val::Num(v)) = msg.data.iter().find(|(n, _)| n == reading).map(|(_, v)| *v)
+            else {
+                return;
+            };
+            let slot = slot_of(slots, r);
+            let rise = *direction == Direction::Rise;
+            // A monotonic queue: its front is the window's lowest (rise) or highest (fall) value.
+            while slot
+                .series
+                .back()
+                .is_some_and(|(_, b)| if rise { *b >= v } else { *b <= v })
+            {
+                slot.series.pop_back();
+            }
+            slot.series.push_back((msg.at_ms, v));
+            while slot
+                .series
+                .front()
+                .is_some_and(|(t, _)| t + within_ms < msg.at_ms)
+                || slot.series.len() > MAX_SERIES
+            {
+                slot.series.pop_front();
+            }
+            let (t0, v0) = *slot.series.front().expect("just pushed");
+            let moved = if rise { v - v0 } else { v0 - v };
+            let why = vec![format!(
+                "{reading} went from {v0} to {v} in {} ({} by {by} within {})",
+                show_ms(msg.at_ms - t0),
+                if rise { "rise" } else { "fall" },
+                show_ms(*within_ms)
+            )];
+            match slot.phase {
+                Phase::Idle | Phase::Pending if moved >= *by && hours => {
+                    slot.phase = Phase::Firing;
+                    slot.since_ms = msg.at_ms;
+                    slot.seq = msg.seq;
+                    slot.values = owned(msg.data);
+                    emit.push(
+                        out,
+                        Change::Opened,
+                        msg.at_ms,
+                        slot,
+                        slot.values.clone(),
+                        why,
+                    );
+                }
+                Phase::Firing if moved < *by => {
+                    emit.end(out, slot, msg.at_ms, owned(msg.data), why)
+                }
+                _ => {}
+            }
+        }
+        Trigger::Absent { what, .. } => {
+            let changed = match what {
+                Absence::Messages => true,
+                Absence::Change(reading) => {
+                    let Some(v) = msg.data.iter().find(|(n, _)| n == reading).map(|(_, v)| *v)
+                    else {
+                        return;
+                    };
+                    let slot = slot_of(slots, r);
+                    let changed = slot.last != Some(v);
+                    if changed {
+                        slot.last = Some(v);
+                        slot.last_change_ms = msg.at_ms;
+                    }
+                    changed
+                }
+            };
+            if changed {
+                let name = match what {
+                    Absence::Messages => "the device reported again".to_string(),
+                    Absence::Change(r) => format!("`{r}` changed"),
+                };
+                if let Some(slot) = slots
+                    .iter_mut()
+                    .find(|s| s.rule == r && s.phase == Phase::Firing)
+                {
+                    emit.end(out, slot, msg.at_ms, owned(msg.data), vec![name]);
+                }
+            }
+        }
+    }
+}
+
+fn open_pending(
+    emit: &Emit<'_>,
+    when: &Expr,
+    hold_ms: u64,
+    slot: &mut Slot,
+    at_ms: u64,
+    opened_ms: u64,
+    out: &mut Vec<Transition>,
+) {
+    let mut why = gather(when, &slot.values)
+        .map(|v| when.explain(&v))
+        .unwrap_or_default();
+    why.push(format!(
+        "held for {} with no message saying otherwise (for = {})",
+        show_ms(opened_ms - slot.since_ms),
+        show_ms(hold_ms)
+    ));
+    slot.phase = Phase::Firing;
+    slot.since_ms = opened_ms;
+    emit.push(out, Change::Opened, at_ms, slot, slot.values.clone(), why);
+}
+
+fn on_tick(
+    rule: &Rule,
+    r: u32,
+    dev: &mut DeviceState,
+    now: u64,
+    offset: i32,
+    out: &mut Vec<Transition>,
+) {
+    let DeviceState {
+        info,
+        slots,
+        last_seen_ms,
+        ..
+    } = dev;
+    let emit = Emit {
+        rule: r as usize,
+        device: &info.id,
+        needs_person: rule.needs_person,
+    };
+    match &rule.trigger {
+        Trigger::Condition { when, hold_ms, .. } => {
+            let Some(slot) = slots
+                .iter_mut()
+                .find(|s| s.rule == r && s.phase == Phase::Pending)
+            else {
+                return;
+            };
+            let due = slot.since_ms + hold_ms;
+            if now < due || !in_hours(rule, now, offset) {
+                return;
+            }
+            // The instant it had held long enough, if that was within its hours.
+            let opened = if in_hours(rule, due, offset) {
+                due
+            } else {
+                now
+            };
+            open_pending(&emit, when, *hold_ms, slot, now, opened, out);
+        }
+        Trigger::Event {
+            event,
+            count: Some(c),
+            ..
+        } => {
+            let Some(slot) = slots.iter_mut().find(|s| s.rule == r) else {
+                return;
+            };
+            while slot.times.front().is_some_and(|t| t + c.within_ms <= now) {
+                slot.times.pop_front();
+            }
+            if slot.phase == Phase::Firing && (slot.times.len() as u32) < c.at_least {
+                let why = vec![format!(
+                    "fewer than {} `{event}` in the last {}",
+                    c.at_least,
+                    show_ms(c.within_ms)
+                )];
+                emit.end(out, slot, now, Vec::new(), why);
+            }
+        }
+        Trigger::Absent { what, after } => {
+            let limit = absent_limit(after, info);
+            let slot = slots.iter().find(|s| s.rule == r);
+            if slot.is_some_and(|s| s.phase != Phase::Idle) {
+                return;
+            }
+            // Before the first value of the reading, the device's last message stands in.
+            let quiet_since = match (what, slot) {
+                (Absence::Change(_), Some(s)) if s.last.is_some() => s.last_change_ms,
+                _ => *last_seen_ms,
+            };
+            // With hours, only time inside them counts: a night's sleep is not inactivity.
+            let counted_from = match rule.during {
+                None => quiet_since,
+                Some(w) => {
+                    let m = minute_of_day(now, offset);
+                    if !w.contains(m) {
+                        return;
+                    }
+                    let into = u64::from((m + 1440 - w.start) % 1440) * 60_000 + now % 60_000;
+                    quiet_since.max(now.saturating_sub(into))
+                }
+            };
+            if now >= counted_from + limit {
+                let what_text = match what {
+                    Absence::Messages => "no message from the device".to_string(),
+                    Absence::Change(r) => format!("no change in `{r}`"),
+                };
+                let why = vec![format!(
+                    "{what_text} for {} (limit {})",
+                    show_ms(now - counted_from),
+                    show_ms(limit)
+                )];
+                let slot = slot_of(slots, r);
+                slot.phase = Phase::Firing;
+                slot.since_ms = counted_from + limit;
+                slot.seq = 0;
+                emit.push(out, Change::Opened, now, slot, Vec::new(), why);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::test_schema;
+    use crate::silence::Scope;
+    use proptest::prelude::*;
+
+    const MIN: u64 = 60_000;
+    /// 2026-11-27 00:00 in Beijing (UTC+8), so times of day read plainly.
+    const DAY: u64 = 1_795_708_800_000;
+
+    const RULES: &str = r#"
+[[rule]]
+name = "water_high"
+severity = "major"
+kind = "manhole"
+when = "water_cm >= 80"
+for = "2m"
+clear = "water_cm < 60"
+message = { zh-CN = "水位 {water_cm}", en = "water {water_cm}" }
+
+[[rule]]
+name = "sos"
+severity = "critical"
+kind = "sos"
+event = "sos_pressed"
+clear_event = "sos_cancelled"
+message = { zh-CN = "求助", en = "SOS" }
+
+[[rule]]
+name = "stops"
+severity = "major"
+kind = "elevator"
+event = "stopped_outside_door_zone"
+count = { at_least = 3, within = "10m" }
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "rising"
+severity = "major"
+kind = "manhole"
+rise = { reading = "water_cm", by = 10, within = "5m" }
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "offline"
+severity = "minor"
+absent = { intervals = 3 }
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "no_activity"
+severity = "major"
+kind = "sos"
+tags = ["living_alone"]
+absent = { change = "last_motion_ts", for = "4h" }
+during = "07:00-21:00"
+message = { zh-CN = "x", en = "x" }
+"#;
+
+    fn device(id: &str, kind: &str, tags: &[&str]) -> DeviceInfo {
+        DeviceInfo {
+            id: id.into(),
+            kind: kind.into(),
+            community: "c".into(),
+            building: "b1".into(),
+            grid: "g1".into(),
+            tags: tags.iter().map(|t| Arc::from(*t)).collect(),
+            report_every_ms: 5 * MIN,
+        }
+    }
+
+    fn engine_with(rules: &str, now: u64) -> Engine {
+        let set = RuleSet::parse(rules, &test_schema()).expect("rules load");
+        Engine::new(
+            set,
+            [
+                device("mh1", "manhole", &[]),
+                device("sos1", "sos", &["living_alone"]),
+                device("sos2", "sos", &[]),
+                device("el1", "elevator", &[]),
+            ],
+            now,
+        )
+    }
+
+    fn engine(now: u64) -> Engine {
+        engine_with(RULES, now)
+    }
+
+    fn feed(
+        e: &mut Engine,
+        device: &str,
+        seq: u64,
+        at: u64,
+        event: Option<&str>,
+        data: &[(&str, Val)],
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        e.observe(
+            &Msg {
+                device,
+                seq,
+                at_ms: at,
+                event,
+                data,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    fn tick(e: &mut Engine, at: u64) -> Vec<Transition> {
+        let mut out = Vec::new();
+        e.tick(at, &mut out);
+        out
+    }
+
+    fn changes(e: &Engine, ts: &[Transition]) -> Vec<(String, String, Change)> {
+        ts.iter()
+            .map(|t| {
+                (
+                    e.rules()[t.rule].name.clone(),
+                    t.device.to_string(),
+                    t.change,
+                )
+            })
+            .collect()
+    }
+
+    fn water(cm: f64) -> [(&'static str, Val); 2] {
+        [("water_cm", Val::Num(cm)), ("cover_open", Val::Bool(false))]
+    }
+
+    #[test]
+    fn a_condition_opens_after_holding_for_its_time_and_clears_with_hysteresis() {
+        let t0 = DAY + 10 * 60 * MIN;
+        let mut e = engine(t0);
+        assert!(feed(&mut e, "mh1", 1, t0, None, &water(85.0)).is_empty());
+        assert!(tick(&mut e, t0 + MIN).is_empty(), "held 1 of 2 minutes");
+        let opened = tick(&mut e, t0 + 2 * MIN + 700);
+        assert_eq!(
+            changes(&e, &opened),
+            [("water_high".into(), "mh1".into(), Change::Opened)]
+        );
+        // The alert opens at the instant the condition had held 2 minutes, whenever the tick ran.
+        assert_eq!((opened[0].opened_ms, opened[0].seq), (t0 + 2 * MIN, 1));
+        assert!(
+            opened[0].why[0].contains("water_cm (85) >= 80 is true"),
+            "{:?}",
+            opened[0].why
+        );
+        assert!(opened[0]
+            .values
+            .contains(&("water_cm".into(), Val::Num(85.0))));
+        // 70 cm is below the opening level but above the clear level: still open.
+        assert!(feed(&mut e, "mh1", 2, t0 + 3 * MIN, None, &water(70.0)).is_empty());
+        let cleared = feed(&mut e, "mh1", 3, t0 + 4 * MIN, None, &water(55.0));
+        assert_eq!(cleared[0].change, Change::Resolved);
+        assert_eq!(cleared[0].opened_ms, t0 + 2 * MIN);
+        assert!(e.open_alerts().is_empty());
+    }
+
+    #[test]
+    fn a_condition_that_lapses_before_its_time_opens_nothing() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
+        feed(&mut e, "mh1", 2, DAY + MIN, None, &water(50.0));
+        assert!(tick(&mut e, DAY + 3 * MIN).is_empty());
+        // A message without the reading says nothing either way.
+        feed(&mut e, "mh1", 3, DAY + 4 * MIN, None, &water(85.0));
+        feed(
+            &mut e,
+            "mh1",
+            4,
+            DAY + 5 * MIN,
+            None,
+            &[("battery_v", Val::Num(3.6))],
+        );
+        let opened = feed(&mut e, "mh1", 5, DAY + 6 * MIN, None, &water(90.0));
+        assert_eq!(opened[0].change, Change::Opened);
+        assert_eq!(opened[0].opened_ms, DAY + 6 * MIN);
+        assert_eq!(opened[0].seq, 3);
+    }
+
+    #[test]
+    fn a_life_safety_alert_stays_open_until_a_person_closes_it() {
+        let mut e = engine(DAY);
+        let sos = e.rule_index("sos").unwrap();
+        let opened = feed(&mut e, "sos1", 7, DAY, Some("sos_pressed"), &[]);
+        assert_eq!(
+            changes(&e, &opened),
+            [("sos".into(), "sos1".into(), Change::Opened)]
+        );
+        assert_eq!(
+            feed(&mut e, "sos1", 8, DAY + 1, Some("sos_pressed"), &[])[0].change,
+            Change::Updated
+        );
+        assert_eq!(
+            feed(&mut e, "sos1", 9, DAY + 2, Some("sos_cancelled"), &[])[0].change,
+            Change::Cleared
+        );
+        assert!(e.open_alerts()[0].cleared);
+        assert_eq!(
+            feed(&mut e, "sos1", 10, DAY + 3, Some("sos_pressed"), &[])[0].change,
+            Change::Updated
+        );
+        e.close("sos1", sos);
+        let again = feed(&mut e, "sos1", 11, DAY + 4, Some("sos_pressed"), &[]);
+        assert_eq!((again[0].change, again[0].seq), (Change::Opened, 11));
+    }
+
+    #[test]
+    fn counts_open_on_the_nth_event_within_the_window_and_resolve_when_it_empties() {
+        let mut e = engine(DAY);
+        let ev = Some("stopped_outside_door_zone");
+        assert!(feed(&mut e, "el1", 1, DAY, ev, &[]).is_empty());
+        assert!(feed(&mut e, "el1", 2, DAY + 4 * MIN, ev, &[]).is_empty());
+        // The first has left the 10-minute window by the third.
+        assert!(feed(&mut e, "el1", 3, DAY + 11 * MIN, ev, &[]).is_empty());
+        let opened = feed(&mut e, "el1", 4, DAY + 12 * MIN, ev, &[]);
+        assert_eq!(opened[0].change, Change::Opened);
+        assert!(
+            opened[0].why.iter().any(|w| w.contains("3 times")),
+            "{:?}",
+            opened[0].why
+        );
+        assert!(tick(&mut e, DAY + 13 * MIN).is_empty());
+        // The event at minute 4 leaves the window at minute 14.
+        assert_eq!(tick(&mut e, DAY + 14 * MIN)[0].change, Change::Resolved);
+    }
+
+    #[test]
+    fn a_rise_within_the_window_opens() {
+        let mut e = engine(DAY);
+        let rising = |ts: &[Transition]| {
+            ts.iter()
+                .filter(|t| t.rule == 3)
+                .map(|t| t.change)
+                .collect::<Vec<_>>()
+        };
+        assert!(rising(&feed(&mut e, "mh1", 1, DAY, None, &water(20.0))).is_empty());
+        assert!(rising(&feed(&mut e, "mh1", 2, DAY + 6 * MIN, None, &water(29.0))).is_empty());
+        // 29 → 35 is only 6 cm; the 20 left the window.
+        assert!(rising(&feed(&mut e, "mh1", 3, DAY + 9 * MIN, None, &water(35.0))).is_empty());
+        assert_eq!(
+            rising(&feed(&mut e, "mh1", 4, DAY + 10 * MIN, None, &water(39.5))),
+            [Change::Opened]
+        );
+        assert_eq!(
+            rising(&feed(&mut e, "mh1", 5, DAY + 16 * MIN, None, &water(39.5))),
+            [Change::Resolved]
+        );
+    }
+
+    #[test]
+    fn a_silent_device_goes_offline_after_three_intervals_and_comes_back() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY + MIN, None, &water(1.0));
+        let offline = |ts: Vec<Transition>| {
+            ts.into_iter()
+                .filter(|t| t.rule == 4 && &*t.device == "mh1")
+                .collect::<Vec<_>>()
+        };
+        assert!(offline(tick(&mut e, DAY + 15 * MIN)).is_empty());
+        let opened = offline(tick(&mut e, DAY + 16 * MIN + 5));
+        assert_eq!(opened[0].opened_ms, DAY + 16 * MIN);
+        assert!(
+            offline(tick(&mut e, DAY + 30 * MIN)).is_empty(),
+            "opens once"
+        );
+        let back = offline(feed(&mut e, "mh1", 2, DAY + 31 * MIN, None, &water(1.0)));
+        assert_eq!(back[0].change, Change::Resolved);
+    }
+
+    #[test]
+    fn inactivity_counts_only_daytime_hours_and_only_for_tagged_devices() {
+        let evening = DAY - 3 * 60 * MIN; // 21:00 the day before
+        let mut e = engine(evening);
+        let motion = |ts: f64| [("last_motion_ts", Val::Num(ts))];
+        feed(&mut e, "sos1", 1, evening, None, &motion(1.0));
+        feed(&mut e, "sos2", 1, evening, None, &motion(1.0));
+        let no_activity =
+            |ts: Vec<Transition>| ts.into_iter().filter(|t| t.rule == 5).collect::<Vec<_>>();
+        // The night does not count, nor the first 4 hours after 07:00.
+        for h in [1, 6, 9, 10] {
+            let keep_alive = feed(
+                &mut e,
+                "sos1",
+                100 + h,
+                DAY + h * 60 * MIN,
+                None,
+                &motion(1.0),
+            );
+            assert!(no_activity(keep_alive).is_empty());
+            assert!(
+                no_activity(tick(&mut e, DAY + h * 60 * MIN + 1)).is_empty(),
+                "{h}:00"
+            );
+        }
+        let opened = no_activity(tick(&mut e, DAY + 11 * 60 * MIN));
+        assert_eq!(opened.len(), 1, "sos2 is not tagged living_alone");
+        assert_eq!(
+            (&*opened[0].device, opened[0].opened_ms),
+            ("sos1", DAY + 11 * 60 * MIN)
+        );
+        let moved = no_activity(feed(
+            &mut e,
+            "sos1",
+            200,
+            DAY + 12 * 60 * MIN,
+            None,
+            &motion(2.0),
+        ));
+        assert_eq!(moved[0].change, Change::Resolved);
+    }
+
+    #[test]
+    fn devices_only_carry_the_rules_that_select_them() {
+        let e = engine(DAY);
+        let names = |id: &str| {
+            e.devices[e.index[id]]
+                .rules
+                .iter()
+                .map(|r| e.rules[*r as usize].name.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("mh1"), ["water_high", "rising", "offline"]);
+        assert_eq!(names("sos1"), ["sos", "offline", "no_activity"]);
+        assert_eq!(names("sos2"), ["sos", "offline"]);
+        assert!(e.explain("sos2", "no_activity", DAY)[0].contains("tags living_alone"));
+        assert!(e.explain("el1", "sos", DAY)[0].contains("selects kind sos"));
+    }
+
+    #[test]
+    fn explanations_say_where_a_rule_stands() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
+        let why = e.explain("mh1", "water_high", DAY + MIN);
+        assert!(
+            why.iter().any(|w| w.contains("held for 1m of the 2m")),
+            "{why:?}"
+        );
+        assert!(
+            why.iter()
+                .any(|w| w.contains("water_cm (85) >= 80 is true")),
+            "{why:?}"
+        );
+        let why = e.explain("mh1", "offline", DAY + MIN);
+        assert!(why[0].contains("quiet for 1m of the 15m"), "{why:?}");
+        assert_eq!(e.explain("mh1", "nope", DAY), ["there is no rule `nope`"]);
+    }
+
+    #[test]
+    fn silences_mark_what_they_hold_back() {
+        let mut e = engine(DAY);
+        e.set_silences(vec![Silence {
+            id: "m1".into(),
+            scope: Scope::Building("b1".into()),
+            from_ms: DAY,
+            until_ms: DAY + 60 * MIN,
+            by: "w-wangfang".into(),
+            reason: "电梯维保".into(),
+        }]);
+        let held = feed(&mut e, "sos1", 1, DAY + MIN, Some("sos_pressed"), &[]);
+        assert_eq!(held[0].silenced_by.as_deref(), Some("m1"));
+        assert!(e.explain("sos1", "sos", DAY + MIN)[0].contains("电梯维保"));
+        let later = feed(
+            &mut e,
+            "el1",
+            1,
+            DAY + 61 * MIN,
+            Some("stopped_outside_door_zone"),
+            &[],
+        );
+        assert!(later.is_empty());
+        let t = tick(&mut e, DAY + 61 * MIN);
+        assert!(t.iter().all(|t| t.silenced_by.is_none()));
+    }
+
+    #[test]
+    fn a_restored_engine_carries_on_a_half_run_timer() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
+        let saved = serde_json::to_string(&e.snapshot()).unwrap();
+        let mut restarted = engine(DAY + MIN);
+        let restored = restarted.restore(&serde_json::from_str(&saved).unwrap());
+        assert!(restored >= 1);
+        let opened = tick(&mut restarted, DAY + 2 * MIN);
+        assert_eq!(
+            changes(&restarted, &opened),
+            [("water_high".into(), "mh1".into(), Change::Opened)]
+        );
+        // An edited rule starts afresh.
+        let edited = RULES.replace("for = \"2m\"", "for = \"3m\"");
+        let mut changed = engine_with(&edited, DAY + MIN);
+        changed.restore(&serde_json::from_str(&saved).unwrap());
+        assert!(tick(&mut changed, DAY + 4 * MIN)
+            .iter()
+            .all(|t| t.rule != 0));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Water(u8, f64),
+        Sos(u8, bool),
+        Stop(u8),
+        Motion(u8, f64),
+        Tick(u8),
+        Close(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1u8..90, 0f64..120.0).prop_map(|(d, v)| Step::Water(d, v)),
+            (1u8..90, any::<bool>()).prop_map(|(d, c)| Step::Sos(d, c)),
+            (1u8..90).prop_map(Step::Stop),
+            (1u8..90, 0f64..3.0).prop_map(|(d, v)| Step::Motion(d, v.floor())),
+            (1u8..200).prop_map(Step::Tick),
+            (0u8..6).prop_map(Step::Close),
+        ]
+    }
+
+    fn run(e: &mut Engine, steps: &[Step], mut now: u64, seq: &mut u64) -> (Vec<Transition>, u64) {
+        let mut out = Vec::new();
+        for s in steps {
+            *seq += 1;
+            let mut go =
+                |dev: &str, dt: u8, event: Option<&str>, data: &[(&str, Val)], now: &mut u64| {
+                    *now += u64::from(dt) * 1000;
+                    e.observe(
+                        &Msg {
+                            device: dev,
+                            seq: *seq,
+                            at_ms: *now,
+                            event,
+                            data,
+                        },
+                        &mut out,
+                    );
+                };
+            match s {
+                Step::Water(dt, v) => go("mh1", *dt, None, &water(*v), &mut now),
+                Step::Sos(dt, cancel) => {
+                    let ev = if *cancel {
+                        "sos_cancelled"
+                    } else {
+                        "sos_pressed"
+                    };
+                    go("sos1", *dt, Some(ev), &[], &mut now)
+                }
+                Step::Stop(dt) => go("el1", *dt, Some("stopped_outside_door_zone"), &[], &mut now),
+                Step::Motion(dt, v) => go(
+                    "sos1",
+                    *dt,
+                    None,
+                    &[("last_motion_ts", Val::Num(*v))],
+                    &mut now,
+                ),
+                Step::Tick(dt) => {
+                    now += u64::from(*dt) * 10_000;
+                    e.tick(now, &mut out);
+                }
+                Step::Close(r) => {
+                    for d in ["mh1", "sos1", "el1"] {
+                        e.close(d, *r as usize);
+                    }
+                }
+            }
+        }
+        (out, now)
+    }
+
+    proptest! {
+        #[test]
+        fn a_save_and_restore_anywhere_changes_nothing(
+            steps in proptest::collection::vec(step(), 1..80),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let cut = cut.index(steps.len());
+            let mut straight = engine(DAY);
+            let (all, _) = run(&mut straight, &steps, DAY, &mut 0);
+
+            let mut first = engine(DAY);
+            let mut seq = 0;
+            let (mut joined, now) = run(&mut first, &steps[..cut], DAY, &mut seq);
+            let saved = serde_json::to_string(&first.snapshot()).unwrap();
+            let mut second = engine(now);
+            second.restore(&serde_json::from_str(&saved).unwrap());
+            let (rest, _) = run(&mut second, &steps[cut..], now, &mut seq);
+            joined.extend(rest);
+            prop_assert_eq!(all, joined);
+            prop_assert_eq!(straight.snapshot(), second.snapshot());
+        }
+
+        #[test]
+        fn transitions_follow_the_lifecycle(steps in proptest::collection::vec(step(), 1..120)) {
+            let mut e = engine(DAY);
+            let (out, _) = run(&mut e, &steps, DAY, &mut 0);
+            // Per device and rule: Opened, then Updated/Cleared, then Resolved or a close.
+            let mut open: HashMap<(usize, Arc<str>), bool> = HashMap::new();
+            for t in &out {
+                let key = (t.rule, t.device.clone());
+                match t.change {
+                    Change::Opened => prop_assert!(!open.get(&key).copied().unwrap_or(false) || steps.iter().any(|s| matches!(s, Step::Close(_)))),
+                    Change::Updated | Change::Cleared | Change::Resolved => prop_assert!(open.get(&key).copied().unwrap_or(false) || steps.iter().any(|s| matches!(s, Step::Close(_)))),
+                }
+                open.insert(key, matches!(t.change, Change::Opened | Change::Updated | Change::Cleared));
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! One test per default rule: the situation it is for opens it, with a message that names the
+//! place and the readings, and the everyday situation next to it does not.
+
+use gridwatch_edge_rules::{Change, Engine, Msg, Transition, Val};
+
+use super::{engine, load, messages};
+use crate::config::RulesConfig;
+use crate::registry::Registry;
+
+const MIN: u64 = 60_000;
+/// 2026-11-27 10:00 in Beijing.
+const T0: u64 = 1_795_708_800_000 + 10 * 60 * MIN;
+
+fn registry() -> Registry {
+    Registry::parse(
+        r#"
+[community]
+id = "yg"
+name = "阳光社区"
+[[buildings]]
+id = "b1"
+name = "1号楼"
+[[grids]]
+id = "g1"
+name = "第一网格"
+[[devices]]
+id = "lift-1"
+kind = "elevator"
+building = "b1"
+grid = "g1"
+location = "1单元客梯"
+[[devices]]
+id = "mh-1"
+kind = "manhole"
+building = "b1"
+grid = "g1"
+location = "东门"
+[[devices]]
+id = "fp-1"
+kind = "fire_passage"
+building = "b1"
+grid = "g1"
+location = "3层走廊"
+[[devices]]
+id = "sos-101"
+kind = "sos"
+building = "b1"
+grid = "g1"
+location = "101室"
+tags = ["living_alone"]
+[[devices]]
+id = "sos-102"
+kind = "sos"
+building = "b1"
+grid = "g1"
+location = "102室"
+"#,
+    )
+    .expect("the test registry is valid")
+}
+
+struct Case {
+    registry: Registry,
+    engine: Engine,
+    seq: u64,
+    out: Vec<Transition>,
+}
+
+impl Case {
+    fn new() -> Self {
+        let registry = registry();
+        let rules =
+            load(&RulesConfig::default(), registry.catalogue()).expect("the built-in rules load");
+        let engine = engine(rules, &registry, T0);
+        Self {
+            registry,
+            engine,
+            seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    fn send(
+        &mut self,
+        device: &str,
+        at: u64,
+        event: Option<&str>,
+        data: &[(&str, Val)],
+    ) -> &mut Self {
+        self.seq += 1;
+        self.engine.observe(
+            &Msg {
+                device,
+                seq: self.seq,
+                at_ms: at,
+                event,
+                data,
+            },
+            &mut self.out,
+        );
+        self
+    }
+
+    fn tick(&mut self, at: u64) -> &mut Self {
+        self.engine.tick(at, &mut self.out);
+        self
+    }
+
+    fn opened(&self, rule: &str) -> Vec<&Transition> {
+        self.out
+            .iter()
+            .filter(|t| t.change == Change::Opened && self.engine.rules()[t.rule].name == rule)
+            .collect()
+    }
+
+    /// The one alert `rule` opened, with its Chinese and English texts.
+    fn one(&self, rule: &str) -> (String, String) {
+        let opened = self.opened(rule);
+        assert_eq!(opened.len(), 1, "{rule}: {:?}", self.out);
+        let t = opened[0];
+        let r = &self.engine.rules()[t.rule];
+        let device = self.registry.device(&t.device).expect("registered");
+        let m = messages(r, device, &t.values, t.opened_ms, 480);
+        assert!(
+            !m.zh_cn.contains('?') && !m.en.contains('?'),
+            "{rule}: a field is missing: {m:?}"
+        );
+        assert!(m.zh_cn.contains("1号楼"), "{}", m.zh_cn);
+        (m.zh_cn, m.en)
+    }
+}
+
+fn n(v: f64) -> Val {
+    Val::Num(v)
+}
+
+fn b(v: bool) -> Val {
+    Val::Bool(v)
+}
+
+fn lift(floor: f64, moving: bool, speed: f64, door_open: bool) -> Vec<(&'static str, Val)> {
+    vec![
+        ("floor", n(floor)),
+        ("moving", b(moving)),
+        ("speed_mps", n(speed)),
+        ("door_open", b(door_open)),
+        ("in_door_zone", b(!moving)),
+        ("battery_v", n(12.0)),
+    ]
+}
+
+fn manhole(tilt: f64, open: bool, water: f64, gas: f64) -> Vec<(&'static str, Val)> {
+    vec![
+        ("tilt_deg", n(tilt)),
+        ("cover_open", b(open)),
+        ("water_cm", n(water)),
+        ("gas_ppm", n(gas)),
+        ("battery_v", n(3.6)),
+    ]
+}
+
+fn passage(width: f64, obstructed: bool, door: bool, smoke: bool) -> Vec<(&'static str, Val)> {
+    vec![
+        ("clear_width_cm", n(width)),
+        ("obstructed", b(obstructed)),
+        ("fire_door_open", b(door)),
+        ("smoke", b(smoke)),
+        ("battery_v", n(3.6)),
+    ]
+}
+
+#[test]
+fn the_built_in_rules_cover_every_default_case() {
+    let c = Case::new();
+    let names: Vec<&str> = c.engine.rules().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sos_pressed",
+            "trapped_passenger",
+            "door_open_while_moving",
+            "overspeed",
+            "elevator_repeated_stops",
+            "cover_displaced",
+            "water_overflow",
+            "water_rising",
+            "gas_high",
+            "passage_blocked",
+            "fire_door_open",
+            "smoke",
+            "no_activity",
+            "device_offline",
+            "low_battery",
+        ]
+    );
+}
+
+#[test]
+fn sos_pressed() {
+    let mut c = Case::new();
+    c.send("sos-101", T0, Some("sos_pressed"), &[]);
+    let (zh, en) = c.one("sos_pressed");
+    assert!(zh.contains("101室") && en.contains("SOS"), "{zh} / {en}");
+    c.send("sos-101", T0 + 1000, Some("sos_cancelled"), &[]);
+    assert!(
+        c.out.iter().any(|t| t.change == Change::Cleared),
+        "a cancel clears, a person closes"
+    );
+}
+
+#[test]
+fn trapped_passenger() {
+    let mut c = Case::new();
+    c.send(
+        "lift-1",
+        T0,
+        Some("trapped_passenger"),
+        &lift(7.0, false, 0.0, false),
+    );
+    let (zh, _) = c.one("trapped_passenger");
+    assert!(zh.contains("困人") && zh.contains("7层"), "{zh}");
+}
+
+#[test]
+fn door_open_while_moving() {
+    let mut c = Case::new();
+    c.send("lift-1", T0, None, &lift(3.0, false, 0.0, true));
+    assert!(
+        c.opened("door_open_while_moving").is_empty(),
+        "open at a floor is normal"
+    );
+    c.send("lift-1", T0 + 1000, None, &lift(3.4, true, 0.5, true));
+    let (zh, _) = c.one("door_open_while_moving");
+    assert!(zh.contains("开门走梯"), "{zh}");
+}
+
+#[test]
+fn overspeed() {
+    let mut c = Case::new();
+    c.send("lift-1", T0, None, &lift(5.0, true, 1.75, false));
+    assert!(c.opened("overspeed").is_empty(), "rated speed is fine");
+    c.send("lift-1", T0 + 1000, None, &lift(6.0, true, 2.2, false));
+    let (zh, en) = c.one("overspeed");
+    assert!(zh.contains("2.2") && en.contains("2.2 m/s"), "{zh} / {en}");
+}
+
+#[test]
+fn elevator_repeated_stops() {
+    let mut c = Case::new();
+    for i in 0..3 {
+        c.send(
+            "lift-1",
+            T0 + i * 3 * MIN,
+            Some("stopped_outside_door_zone"),
+            &lift(2.5, false, 0.0, false),
+        );
+    }
+    c.one("elevator_repeated_stops");
+}
+
+#[test]
+fn cover_displaced() {
+    let mut c = Case::new();
+    c.send("mh-1", T0, None, &manhole(20.0, false, 10.0, 0.0));
+    assert!(
+        c.opened("cover_displaced").is_empty(),
+        "a knock for less than 10 s is not enough"
+    );
+    c.send("mh-1", T0 + 11_000, None, &manhole(21.0, false, 10.0, 0.0));
+    // It opened when the tilt had held 10 s, with the reading known then.
+    let (zh, _) = c.one("cover_displaced");
+    assert!(zh.contains("20°"), "{zh}");
+}
+
+#[test]
+fn water_overflow() {
+    let mut c = Case::new();
+    c.send("mh-1", T0, None, &manhole(0.0, false, 85.0, 0.0));
+    c.tick(T0 + MIN);
+    let (zh, _) = c.one("water_overflow");
+    assert!(zh.contains("85厘米"), "{zh}");
+}
+
+#[test]
+fn water_rising() {
+    let mut c = Case::new();
+    c.send("mh-1", T0, None, &manhole(0.0, false, 20.0, 0.0));
+    c.send("mh-1", T0 + 4 * MIN, None, &manhole(0.0, false, 31.0, 0.0));
+    let (zh, _) = c.one("water_rising");
+    assert!(zh.contains("31厘米"), "{zh}");
+}
+
+#[test]
+fn gas_high() {
+    let mut c = Case::new();
+    c.send("mh-1", T0, None, &manhole(0.0, false, 0.0, 800.0));
+    assert!(c.opened("gas_high").is_empty());
+    c.send("mh-1", T0 + 1000, None, &manhole(0.0, false, 0.0, 6000.0));
+    let (zh, _) = c.one("gas_high");
+    assert!(zh.contains("6000ppm"), "{zh}");
+}
+
+#[test]
+fn passage_blocked() {
+    let mut c = Case::new();
+    c.send("fp-1", T0, None, &passage(80.0, true, false, false));
+    c.tick(T0 + 4 * MIN);
+    assert!(
+        c.opened("passage_blocked").is_empty(),
+        "a delivery passing through is not a blockage"
+    );
+    c.tick(T0 + 5 * MIN);
+    let (zh, _) = c.one("passage_blocked");
+    assert!(zh.contains("80厘米"), "{zh}");
+}
+
+#[test]
+fn fire_door_open() {
+    let mut c = Case::new();
+    c.send("fp-1", T0, None, &passage(150.0, false, true, false));
+    c.tick(T0 + 10 * MIN);
+    c.one("fire_door_open");
+}
+
+#[test]
+fn smoke() {
+    let mut c = Case::new();
+    c.send("fp-1", T0, None, &passage(150.0, false, false, true));
+    let (zh, _) = c.one("smoke");
+    assert!(zh.contains("119"), "{zh}");
+}
+
+#[test]
+fn no_activity() {
+    let mut c = Case::new();
+    let motion = |ts: f64| vec![("last_motion_ts", n(ts)), ("battery_v", n(3.6))];
+    c.send("sos-101", T0, None, &motion(1.0));
+    c.send("sos-102", T0, None, &motion(1.0));
+    // Both keep reporting, but nothing moves at home.
+    for i in 1..=5 {
+        c.send("sos-101", T0 + i * 50 * MIN, None, &motion(1.0));
+        c.send("sos-102", T0 + i * 50 * MIN, None, &motion(1.0));
+        c.tick(T0 + i * 50 * MIN);
+    }
+    let (zh, _) = c.one("no_activity");
+    assert!(zh.contains("101室") && zh.contains("独居"), "{zh}");
+}
+
+#[test]
+fn device_offline() {
+    let mut c = Case::new();
+    for d in ["lift-1", "mh-1", "fp-1", "sos-101", "sos-102"] {
+        c.send(d, T0, None, &[("battery_v", n(3.6))]);
+    }
+    // The manhole reports every 5 minutes; it is offline after 15 silent minutes.
+    c.send("mh-1", T0 + 10 * MIN, None, &[("battery_v", n(3.6))]);
+    c.send("lift-1", T0 + 24 * MIN, None, &[("battery_v", n(3.6))]);
+    c.send("fp-1", T0 + 24 * MIN, None, &[("battery_v", n(3.6))]);
+    c.tick(T0 + 25 * MIN);
+    let (zh, en) = c.one("device_offline");
+    assert!(zh.contains("mh-1") && en.contains("offline"), "{zh}");
+}
+
+#[test]
+fn low_battery() {
+    let mut c = Case::new();
+    c.send("sos-102", T0, None, &[("battery_v", n(3.1))]);
+    c.tick(T0 + 10 * MIN);
+    let (zh, _) = c.one("low_battery");
+    assert!(zh.contains("3.1伏"), "{zh}");
+}

@@ -1,0 +1,88 @@
+//! The engine's saved state: its timers, windows and open alerts, the maintenance windows, and
+//! the journal position they cover. On start the gateway restores it and runs the journal's
+//! records after that position through the engine again, so a `for` timer half way through a
+//! restart carries on where it was.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gridwatch_edge_rules::{Silence, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Position;
+
+/// The file name, in the journal's folder.
+pub const FILE: &str = "rules-state.json";
+
+/// What is saved.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The engine covers every journal record before this segment and offset.
+    pub segment: u64,
+    /// See `segment`.
+    pub offset: u64,
+    /// When it was saved.
+    pub saved_ms: u64,
+    /// Maintenance windows.
+    #[serde(default)]
+    pub silences: Vec<Silence>,
+    /// The engine's state.
+    pub engine: Snapshot,
+}
+
+impl Saved {
+    /// The journal position the state covers up to.
+    pub fn position(&self) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.offset,
+        }
+    }
+}
+
+/// The state file in `journal_dir`.
+pub fn path(journal_dir: &Path) -> PathBuf {
+    journal_dir.join(FILE)
+}
+
+/// Reads the saved state; `Ok(None)` when there is none yet.
+pub fn load(journal_dir: &Path) -> std::io::Result<Option<Saved>> {
+    match std::fs::read(path(journal_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the state whole or not at all: a temporary file, fsync'd, renamed over the old one.
+pub fn save(journal_dir: &Path, saved: &Saved) -> std::io::Result<()> {
+    let tmp = journal_dir.join(format!("{FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(saved).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path(journal_dir))?;
+    std::fs::File::open(journal_dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_a_save_and_a_load() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        let saved = Saved {
+            segment: 3,
+            offset: 1234,
+            saved_ms: 9,
+            ..Saved::default()
+        };
+        save(dir.path(), &saved).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(saved));
+        std::fs::write(path(dir.path()), b"{not json").unwrap();
+        assert!(load(dir.path()).is_err());
+    }
+}
