@@ -49,7 +49,7 @@ pub fn show_ms(ms: u64) -> String {
             left %= size;
         }
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         out.push_str(&format!("{}ms", ms % 1000));
     }
     out

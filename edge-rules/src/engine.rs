@@ -14,13 +14,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::show_ms;
-use crate::expr::{Expr, Val};
+use crate::expr::{Expr, Val, MAX_READINGS};
 use crate::file::RuleSet;
 use crate::rule::{Absence, AbsentFor, Direction, Rule, Trigger};
 use crate::silence::Silence;
 
 /// The longest rise/fall history kept per device and rule; older points drop first.
 const MAX_SERIES: usize = 256;
+
+/// The readings of a message, shared by every rule state and transition it caused.
+pub type Readings = Arc<[(String, Val)]>;
 
 /// A device as the rules see it: what selectors match against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +89,7 @@ pub struct Transition {
     /// Sequence number of the message that opened it (0 for absence alerts).
     pub seq: u64,
     /// The readings of the message behind this change.
-    pub values: Vec<(String, Val)>,
+    pub values: Readings,
     /// Why, in plain words: the comparisons, the timer, the window.
     pub why: Vec<String>,
     /// The maintenance window that keeps this from paging anyone, if one does.
@@ -111,8 +114,8 @@ struct Slot {
     phase: Phase,
     since_ms: u64,
     seq: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    values: Vec<(String, Val)>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    values: Readings,
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     times: VecDeque<u64>,
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
@@ -140,17 +143,28 @@ struct DeviceState {
     slots: Vec<Slot>,
 }
 
+/// The rule's slot, made if it has none. Slots stay sorted by rule, so finding one is a binary
+/// search however many rules a device has.
 fn slot_of(slots: &mut Vec<Slot>, rule: u32) -> &mut Slot {
-    match slots.iter().position(|s| s.rule == rule) {
-        Some(i) => &mut slots[i],
-        None => {
-            slots.push(Slot {
-                rule,
-                ..Slot::default()
-            });
-            slots.last_mut().expect("just pushed")
+    match slots.binary_search_by_key(&rule, |s| s.rule) {
+        Ok(i) => &mut slots[i],
+        Err(i) => {
+            slots.insert(
+                i,
+                Slot {
+                    rule,
+                    ..Slot::default()
+                },
+            );
+            &mut slots[i]
         }
     }
+}
+
+/// The rule's slot, if it has one.
+fn find_slot(slots: &mut [Slot], rule: u32) -> Option<&mut Slot> {
+    let i = slots.binary_search_by_key(&rule, |s| s.rule).ok()?;
+    Some(&mut slots[i])
 }
 
 impl DeviceState {
@@ -202,7 +216,7 @@ pub struct OpenAlert {
     /// Whether its condition cleared and it waits for a person to close it.
     pub cleared: bool,
     /// The readings of the message that opened it.
-    pub values: Vec<(String, Val)>,
+    pub values: Readings,
 }
 
 /// The rule engine.
@@ -280,15 +294,18 @@ impl Engine {
         };
         let dev = &mut self.devices[d];
         let start = out.len();
+        let mut cache = None;
         for i in 0..dev.rules.len() {
             let r = dev.rules[i];
             let rule = &self.rules[r as usize];
-            on_message(rule, r, dev, msg, self.utc_offset_min, out);
+            on_message(rule, r, dev, msg, self.utc_offset_min, &mut cache, out);
         }
         dev.last_seen_ms = dev.last_seen_ms.max(msg.at_ms);
         dev.tidy();
-        let (building, grid) = (dev.info.building.clone(), dev.info.grid.clone());
-        self.mark_silenced(&mut out[start..], &building, &grid);
+        if !self.silences.is_empty() && out.len() > start {
+            let (building, grid) = (dev.info.building.clone(), dev.info.grid.clone());
+            self.mark_silenced(&mut out[start..], &building, &grid);
+        }
     }
 
     /// Advances timers to `now_ms`: `for` conditions that have now held long enough, absences,
@@ -325,7 +342,7 @@ impl Engine {
             if let Some(slot) = dev.slots.iter_mut().find(|s| s.rule as usize == rule) {
                 if matches!(slot.phase, Phase::Firing | Phase::Latched) {
                     slot.phase = Phase::Idle;
-                    slot.values.clear();
+                    slot.values = Readings::default();
                     slot.times.clear();
                 }
             }
@@ -430,6 +447,7 @@ impl Engine {
                 });
                 restored += 1;
             }
+            dev.slots.sort_by_key(|s| s.rule);
         }
         restored
     }
@@ -497,7 +515,7 @@ impl Engine {
         match &rule.trigger {
             Trigger::Condition { when, .. } => {
                 if let Some(s) = slot.filter(|s| !s.values.is_empty()) {
-                    if let Some(values) = gather(when, &s.values) {
+                    if let Some(values) = gather(when, &s.values[..]) {
                         out.extend(when.explain(&values));
                     }
                 } else if phase == Phase::Idle {
@@ -620,16 +638,39 @@ fn absent_limit(after: &AbsentFor, d: &DeviceInfo) -> u64 {
     }
 }
 
-/// The values of an expression's readings in `data`, in its order; `None` if one is missing.
-fn gather<S: AsRef<str>>(e: &Expr, data: &[(S, Val)]) -> Option<Vec<Val>> {
-    e.readings()
-        .iter()
-        .map(|r| data.iter().find(|(n, _)| n.as_ref() == r).map(|(_, v)| *v))
-        .collect()
+/// A condition's values, on the stack: evaluating allocates nothing.
+struct Values {
+    buf: [Val; MAX_READINGS],
+    len: usize,
 }
 
-fn owned(data: &[(&str, Val)]) -> Vec<(String, Val)> {
-    data.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+impl std::ops::Deref for Values {
+    type Target = [Val];
+
+    fn deref(&self) -> &[Val] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The values of an expression's readings in `data`, in its order; `None` if one is missing.
+fn gather<S: AsRef<str>>(e: &Expr, data: &[(S, Val)]) -> Option<Values> {
+    let mut values = Values {
+        buf: [Val::Bool(false); MAX_READINGS],
+        len: 0,
+    };
+    for r in e.readings() {
+        let (_, v) = data.iter().find(|(n, _)| n.as_ref() == r)?;
+        *values.buf.get_mut(values.len)? = *v;
+        values.len += 1;
+    }
+    Some(values)
+}
+
+/// The message's readings as [`Readings`], made once per message however many rules keep them.
+fn shared(cache: &mut Option<Readings>, data: &[(&str, Val)]) -> Readings {
+    cache
+        .get_or_insert_with(|| data.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect())
+        .clone()
 }
 
 struct Emit<'a> {
@@ -646,7 +687,7 @@ impl Emit<'_> {
         change: Change,
         at_ms: u64,
         slot: &Slot,
-        values: Vec<(String, Val)>,
+        values: Readings,
         why: Vec<String>,
     ) {
         out.push(Transition {
@@ -668,7 +709,7 @@ impl Emit<'_> {
         out: &mut Vec<Transition>,
         slot: &mut Slot,
         at_ms: u64,
-        values: Vec<(String, Val)>,
+        values: Readings,
         why: Vec<String>,
     ) {
         let change = if self.needs_person {
@@ -683,7 +724,7 @@ impl Emit<'_> {
             Phase::Idle
         };
         if !self.needs_person {
-            slot.values.clear();
+            slot.values = Readings::default();
         }
     }
 }
@@ -694,6 +735,7 @@ fn on_message(
     dev: &mut DeviceState,
     msg: &Msg<'_>,
     offset: i32,
+    cache: &mut Option<Readings>,
     out: &mut Vec<Transition>,
 ) {
     let DeviceState { info, slots, .. } = dev;
@@ -710,10 +752,7 @@ fn on_message(
             clear,
         } => {
             // A timer that ran out before this message opens first: the condition held until now.
-            if let Some(slot) = slots
-                .iter_mut()
-                .find(|s| s.rule == r && s.phase == Phase::Pending)
-            {
+            if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Pending) {
                 let due = slot.since_ms + hold_ms;
                 if msg.at_ms > due && in_hours(rule, due, offset) {
                     open_pending(&emit, when, *hold_ms, slot, msg.at_ms, due, out);
@@ -721,10 +760,16 @@ fn on_message(
             }
             let Some(values) = gather(when, msg.data) else {
                 // A message without the readings says nothing about the condition.
-                if let (Some(c), Some(slot)) = (clear, slots.iter_mut().find(|s| s.rule == r)) {
+                if let (Some(c), Some(slot)) = (clear, find_slot(slots, r)) {
                     if slot.phase == Phase::Firing {
                         if let Some(cv) = gather(c, msg.data).filter(|cv| c.eval(cv)) {
-                            emit.end(out, slot, msg.at_ms, owned(msg.data), c.explain(&cv));
+                            emit.end(
+                                out,
+                                slot,
+                                msg.at_ms,
+                                shared(cache, msg.data),
+                                c.explain(&cv),
+                            );
                         }
                     }
                 }
@@ -739,7 +784,7 @@ fn on_message(
                         slot.since_ms = msg.at_ms;
                         slot.seq = msg.seq;
                     }
-                    slot.values = owned(msg.data);
+                    slot.values = shared(cache, msg.data);
                     let due = slot.since_ms + hold_ms;
                     if msg.at_ms >= due && hours {
                         let mut why = when.explain(&values);
@@ -764,7 +809,7 @@ fn on_message(
                 }
                 Phase::Pending => {
                     slot.phase = Phase::Idle;
-                    slot.values.clear();
+                    slot.values = Readings::default();
                 }
                 Phase::Firing => {
                     let cleared = match clear {
@@ -774,7 +819,7 @@ fn on_message(
                             .map(|cv| c.explain(&cv)),
                     };
                     if let Some(why) = cleared {
-                        emit.end(out, slot, msg.at_ms, owned(msg.data), why);
+                        emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why);
                     }
                 }
                 Phase::Idle | Phase::Latched => {}
@@ -821,13 +866,20 @@ fn on_message(
                 why.insert(0, format!("the device reported `{event}`"));
                 match slot.phase {
                     Phase::Firing | Phase::Latched => {
-                        emit.push(out, Change::Updated, msg.at_ms, slot, owned(msg.data), why);
+                        emit.push(
+                            out,
+                            Change::Updated,
+                            msg.at_ms,
+                            slot,
+                            shared(cache, msg.data),
+                            why,
+                        );
                     }
                     _ if hours => {
                         slot.phase = Phase::Firing;
                         slot.since_ms = msg.at_ms;
                         slot.seq = msg.seq;
-                        slot.values = owned(msg.data);
+                        slot.values = shared(cache, msg.data);
                         emit.push(
                             out,
                             Change::Opened,
@@ -840,15 +892,12 @@ fn on_message(
                     _ => {}
                 }
             } else if clear_event.is_some() && msg.event == clear_event.as_deref() {
-                if let Some(slot) = slots
-                    .iter_mut()
-                    .find(|s| s.rule == r && s.phase == Phase::Firing)
-                {
+                if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Firing) {
                     let why = vec![format!(
                         "the device reported `{}`",
                         msg.event.unwrap_or_default()
                     )];
-                    emit.end(out, slot, msg.at_ms, owned(msg.data), why);
+                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why);
                 }
             }
         }
@@ -894,7 +943,7 @@ fn on_message(
                     slot.phase = Phase::Firing;
                     slot.since_ms = msg.at_ms;
                     slot.seq = msg.seq;
-                    slot.values = owned(msg.data);
+                    slot.values = shared(cache, msg.data);
                     emit.push(
                         out,
                         Change::Opened,
@@ -905,7 +954,7 @@ fn on_message(
                     );
                 }
                 Phase::Firing if moved < *by => {
-                    emit.end(out, slot, msg.at_ms, owned(msg.data), why)
+                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why)
                 }
                 _ => {}
             }
@@ -932,11 +981,8 @@ fn on_message(
                     Absence::Messages => "the device reported again".to_string(),
                     Absence::Change(r) => format!("`{r}` changed"),
                 };
-                if let Some(slot) = slots
-                    .iter_mut()
-                    .find(|s| s.rule == r && s.phase == Phase::Firing)
-                {
-                    emit.end(out, slot, msg.at_ms, owned(msg.data), vec![name]);
+                if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Firing) {
+                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), vec![name]);
                 }
             }
         }
@@ -952,7 +998,7 @@ fn open_pending(
     opened_ms: u64,
     out: &mut Vec<Transition>,
 ) {
-    let mut why = gather(when, &slot.values)
+    let mut why = gather(when, &slot.values[..])
         .map(|v| when.explain(&v))
         .unwrap_or_default();
     why.push(format!(
@@ -986,10 +1032,7 @@ fn on_tick(
     };
     match &rule.trigger {
         Trigger::Condition { when, hold_ms, .. } => {
-            let Some(slot) = slots
-                .iter_mut()
-                .find(|s| s.rule == r && s.phase == Phase::Pending)
-            else {
+            let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Pending) else {
                 return;
             };
             let due = slot.since_ms + hold_ms;
@@ -1009,7 +1052,7 @@ fn on_tick(
             count: Some(c),
             ..
         } => {
-            let Some(slot) = slots.iter_mut().find(|s| s.rule == r) else {
+            let Some(slot) = find_slot(slots, r) else {
                 return;
             };
             while slot.times.front().is_some_and(|t| t + c.within_ms <= now) {
@@ -1021,12 +1064,15 @@ fn on_tick(
                     c.at_least,
                     show_ms(c.within_ms)
                 )];
-                emit.end(out, slot, now, Vec::new(), why);
+                emit.end(out, slot, now, Readings::default(), why);
             }
         }
         Trigger::Absent { what, after } => {
             let limit = absent_limit(after, info);
-            let slot = slots.iter().find(|s| s.rule == r);
+            let slot = slots
+                .binary_search_by_key(&r, |s| s.rule)
+                .ok()
+                .map(|i| &slots[i]);
             if slot.is_some_and(|s| s.phase != Phase::Idle) {
                 return;
             }
@@ -1061,7 +1107,7 @@ fn on_tick(
                 slot.phase = Phase::Firing;
                 slot.since_ms = counted_from + limit;
                 slot.seq = 0;
-                emit.push(out, Change::Opened, now, slot, Vec::new(), why);
+                emit.push(out, Change::Opened, now, slot, Readings::default(), why);
             }
         }
         _ => {}

@@ -9,6 +9,9 @@
 
 use std::fmt;
 
+/// The most readings one condition may name: a payload carries at most 16.
+pub const MAX_READINGS: usize = 16;
+
 /// The type of a reading or of a part of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -644,6 +647,13 @@ impl Parser<'_> {
                     }
                     let idx = match self.readings.iter().position(|r| *r == name) {
                         Some(i) => i,
+                        None if self.readings.len() == MAX_READINGS => {
+                            return Err(ExprError::new(
+                                t.at,
+                                format!("a condition may name at most {MAX_READINGS} readings"),
+                            )
+                            .hint("split it into two rules"));
+                        }
                         None => {
                             self.readings.push(name);
                             self.readings.len() - 1

@@ -669,7 +669,7 @@ impl Checker<'_> {
                 .unwrap_or(raw.severity == Severity::Critical),
             message_zh: zh?,
             message_en: en?,
-            fingerprint: fnv1a(self.text[start..end.max(start)].as_bytes()),
+            fingerprint: fnv1a(&self.text.as_bytes()[start..end.max(start)]),
             line: self.text[..start].matches('\n').count() + 1,
         })
     }

@@ -523,7 +523,7 @@ impl Pipeline {
                         needs_person: rule.needs_person,
                         ack_deadline_ms: rule.ack_deadline_ms,
                         evidence: Evidence {
-                            readings: t.values.into_iter().collect(),
+                            readings: t.values.iter().cloned().collect(),
                             why: t.why,
                             seq: t.seq,
                         },

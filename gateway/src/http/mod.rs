@@ -57,10 +57,11 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> axum::res
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-/// Checks the `Authorization: Bearer` token of a write.
-pub(crate) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), axum::response::Response> {
+/// The answer to a write whose `Authorization: Bearer` token is missing or wrong; `None` lets
+/// it through.
+pub(crate) fn refused(s: &AppState, headers: &HeaderMap) -> Option<axum::response::Response> {
     let Some(token) = &s.api_token else {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "writes are turned off: start the gateway with GRIDWATCH_API_TOKEN set",
         ));
@@ -78,9 +79,9 @@ pub(crate) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), axum::r
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
     if same {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNAUTHORIZED,
             "a write needs the header `Authorization: Bearer <GRIDWATCH_API_TOKEN>`",
         ))

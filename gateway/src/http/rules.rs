@@ -9,7 +9,7 @@ use gridwatch_edge_rules::duration::parse_ms;
 use gridwatch_edge_rules::{Scope, Silence};
 use serde::Deserialize;
 
-use super::{authorize, error, AppState};
+use super::{error, refused, AppState};
 use crate::rules::describe;
 
 /// Every rule: name, severity, what it selects, its trigger, deadline and escalation.
@@ -93,7 +93,7 @@ pub async fn add_silence(
     headers: HeaderMap,
     body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(denied) = authorize(&s, &headers) {
+    if let Some(denied) = refused(&s, &headers) {
         return denied;
     }
     let Json(new) = match body {
@@ -155,7 +155,7 @@ pub async fn end_silence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = authorize(&s, &headers) {
+    if let Some(denied) = refused(&s, &headers) {
         return denied;
     }
     let mut engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());

@@ -182,7 +182,7 @@ pub fn run(
                     }
                     Err(e) => run.skip(format!("{}: {}", rec.topic, e.detail)),
                 }
-                if run.report.messages % 100_000 == 0 && run.report.messages > 0 {
+                if run.report.messages.is_multiple_of(100_000) && run.report.messages > 0 {
                     progress(run.report.messages);
                 }
                 true
@@ -237,7 +237,7 @@ pub fn run(
                     }
                 }
                 last = p.ts_ms;
-                if run.report.messages % 100_000 == 0 {
+                if run.report.messages.is_multiple_of(100_000) {
                     progress(run.report.messages);
                 }
             }
