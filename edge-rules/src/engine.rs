@@ -135,10 +135,21 @@ impl Slot {
     }
 }
 
+/// What the engine keeps of a device once its rules are chosen: 100,000 devices cost a few
+/// megabytes.
+#[derive(Debug)]
+struct Place {
+    id: Arc<str>,
+    building: Arc<str>,
+    grid: Arc<str>,
+    report_every_ms: u64,
+}
+
 #[derive(Debug)]
 struct DeviceState {
-    info: DeviceInfo,
-    rules: Box<[u32]>,
+    info: Place,
+    /// Shared by every device that the same rules select.
+    rules: Arc<[u32]>,
     last_seen_ms: u64,
     slots: Vec<Slot>,
 }
@@ -227,6 +238,7 @@ pub struct Engine {
     // A vector, not a map, so that ticks visit devices in the same order on every run.
     devices: Vec<DeviceState>,
     index: HashMap<Arc<str>, usize>,
+    lists: HashMap<Vec<u32>, Arc<[u32]>>,
     silences: Vec<Silence>,
 }
 
@@ -238,6 +250,7 @@ impl Engine {
             utc_offset_min: rules.utc_offset_min,
             devices: Vec::new(),
             index: HashMap::new(),
+            lists: HashMap::new(),
             silences: Vec::new(),
         };
         for info in devices {
@@ -248,11 +261,21 @@ impl Engine {
 
     /// Adds (or replaces) a device; it counts as last heard from at `now_ms`.
     pub fn add_device(&mut self, info: DeviceInfo, now_ms: u64) {
-        let rules: Box<[u32]> = (0..self.rules.len() as u32)
+        let list: Vec<u32> = (0..self.rules.len() as u32)
             .filter(|r| selects(&self.rules[*r as usize], &info))
             .collect();
+        let rules = self
+            .lists
+            .entry(list)
+            .or_insert_with_key(|l| Arc::from(l.as_slice()))
+            .clone();
         let state = DeviceState {
-            info,
+            info: Place {
+                id: info.id,
+                building: info.building,
+                grid: info.grid,
+                report_every_ms: info.report_every_ms,
+            },
             rules,
             last_seen_ms: now_ms,
             slots: Vec::new(),
@@ -452,24 +475,24 @@ impl Engine {
         restored
     }
 
-    /// Why `rule` has or has not opened an alert for `device` at `now_ms`, in plain words.
-    pub fn explain(&self, device: &str, rule: &str, now_ms: u64) -> Vec<String> {
+    /// Why `rule` has or has not opened an alert for `info`'s device at `now_ms`, in plain words.
+    pub fn explain(&self, info: &DeviceInfo, rule: &str, now_ms: u64) -> Vec<String> {
+        let device = &*info.id;
         let Some(r) = self.rule_index(rule) else {
             return vec![format!("there is no rule `{rule}`")];
         };
-        let Some(dev) = self.index.get(device).map(|&d| &self.devices[d]) else {
-            return vec![format!("there is no device `{device}`")];
-        };
         let rule = &self.rules[r];
-        let mut out = Vec::new();
-        if !dev.rules.contains(&(r as u32)) {
-            out.push(format!(
+        if !selects(rule, info) {
+            return vec![format!(
                 "rule `{}` does not select device `{device}`: {}",
                 rule.name,
-                mismatch(rule, &dev.info)
-            ));
-            return out;
+                mismatch(rule, info)
+            )];
         }
+        let Some(dev) = self.index.get(device).map(|&d| &self.devices[d]) else {
+            return vec![format!("the rule engine does not watch device `{device}`")];
+        };
+        let mut out = Vec::new();
         if let Some(s) = silenced(&self.silences, dev, now_ms) {
             let s = self
                 .silences
@@ -631,7 +654,7 @@ fn in_hours(rule: &Rule, at_ms: u64, offset_min: i32) -> bool {
         .is_none_or(|w| w.contains(minute_of_day(at_ms, offset_min)))
 }
 
-fn absent_limit(after: &AbsentFor, d: &DeviceInfo) -> u64 {
+fn absent_limit(after: &AbsentFor, d: &Place) -> u64 {
     match after {
         AbsentFor::Ms(ms) => *ms,
         AbsentFor::Intervals(n) => u64::from(*n) * d.report_every_ms,
@@ -1444,15 +1467,20 @@ message = { zh-CN = "x", en = "x" }
         assert_eq!(names("mh1"), ["water_high", "rising", "offline"]);
         assert_eq!(names("sos1"), ["sos", "offline", "no_activity"]);
         assert_eq!(names("sos2"), ["sos", "offline"]);
-        assert!(e.explain("sos2", "no_activity", DAY)[0].contains("tags living_alone"));
-        assert!(e.explain("el1", "sos", DAY)[0].contains("selects kind sos"));
+        assert!(
+            e.explain(&device("sos2", "sos", &[]), "no_activity", DAY)[0]
+                .contains("tags living_alone")
+        );
+        assert!(
+            e.explain(&device("el1", "elevator", &[]), "sos", DAY)[0].contains("selects kind sos")
+        );
     }
 
     #[test]
     fn explanations_say_where_a_rule_stands() {
         let mut e = engine(DAY);
         feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
-        let why = e.explain("mh1", "water_high", DAY + MIN);
+        let why = e.explain(&device("mh1", "manhole", &[]), "water_high", DAY + MIN);
         assert!(
             why.iter().any(|w| w.contains("held for 1m of the 2m")),
             "{why:?}"
@@ -1462,9 +1490,12 @@ message = { zh-CN = "x", en = "x" }
                 .any(|w| w.contains("water_cm (85) >= 80 is true")),
             "{why:?}"
         );
-        let why = e.explain("mh1", "offline", DAY + MIN);
+        let why = e.explain(&device("mh1", "manhole", &[]), "offline", DAY + MIN);
         assert!(why[0].contains("quiet for 1m of the 15m"), "{why:?}");
-        assert_eq!(e.explain("mh1", "nope", DAY), ["there is no rule `nope`"]);
+        assert_eq!(
+            e.explain(&device("mh1", "manhole", &[]), "nope", DAY),
+            ["there is no rule `nope`"]
+        );
     }
 
     #[test]
@@ -1480,7 +1511,10 @@ message = { zh-CN = "x", en = "x" }
         }]);
         let held = feed(&mut e, "sos1", 1, DAY + MIN, Some("sos_pressed"), &[]);
         assert_eq!(held[0].silenced_by.as_deref(), Some("m1"));
-        assert!(e.explain("sos1", "sos", DAY + MIN)[0].contains("电梯维保"));
+        assert!(
+            e.explain(&device("sos1", "sos", &["living_alone"]), "sos", DAY + MIN)[0]
+                .contains("电梯维保")
+        );
         let later = feed(
             &mut e,
             "el1",

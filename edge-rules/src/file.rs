@@ -104,6 +104,17 @@ impl RuleSet {
 
     /// Parses and checks rule file text, returning every problem found.
     pub fn parse(text: &str, schema: &Schema) -> Result<Self, Vec<Problem>> {
+        let (set, problems) = Self::parse_partly(text, schema);
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Parses rule file text keeping the rules that check, with the problems of the others: for
+    /// the built-in rules under a catalogue that lacks some of their kinds.
+    pub fn parse_partly(text: &str, schema: &Schema) -> (Self, Vec<Problem>) {
         let mut c = Checker {
             text,
             schema,
@@ -154,14 +165,11 @@ impl RuleSet {
             }
         }
         c.problems.sort_by_key(|p| (p.line, p.col));
-        if c.problems.is_empty() {
-            Ok(RuleSet {
-                rules,
-                utc_offset_min,
-            })
-        } else {
-            Err(c.problems)
-        }
+        let set = RuleSet {
+            rules,
+            utc_offset_min,
+        };
+        (set, c.problems)
     }
 }
 

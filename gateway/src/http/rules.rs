@@ -47,13 +47,14 @@ pub async fn why(
     if engine.rule_index(&rule).is_none() {
         return error(StatusCode::NOT_FOUND, format!("there is no rule `{rule}`"));
     }
-    if s.registry.device(&device).is_none() {
+    let Some(d) = s.registry.device(&device) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("there is no device `{device}`"),
         );
-    }
-    let why = engine.explain(&device, &rule, crate::clock::now_ms());
+    };
+    let info = crate::rules::device_info(d, s.registry.catalogue());
+    let why = engine.explain(&info, &rule, crate::clock::now_ms());
     Json(serde_json::json!({ "rule": rule, "device": device, "why": why })).into_response()
 }
 

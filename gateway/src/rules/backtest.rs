@@ -4,11 +4,13 @@
 //!
 //! Recordings are either a gateway's journal folder (`journal.path`: every accepted message with
 //! the time it was received) or line protocol as the gateway writes it (the local store's
-//! `readings*.lp` files, or an export from the time-series store; device timestamps).
+//! `readings*.lp` files, or an export from the time-series store; device timestamps). `for`
+//! timers still running when the recording ends run out as if nothing else came.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use gridwatch_edge_rules::rule::Trigger;
 use gridwatch_edge_rules::{Change, Engine, Msg, RuleSet, Transition, Val};
 
 use crate::decode::{decode, Body};
@@ -243,10 +245,19 @@ pub fn run(
             }
         }
     }
-    // Timers that ran out after the last message, up to a second past it.
+    // `for` timers still running at the end of the recording run out, as if nothing else came.
     if let Some(engine) = run.engine.as_mut() {
+        let longest = engine
+            .rules()
+            .iter()
+            .filter_map(|r| match r.trigger {
+                Trigger::Condition { hold_ms, .. } => Some(hold_ms),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let mut out = Vec::new();
-        engine.tick(last + 1000, &mut out);
+        engine.tick(last + longest.max(1000), &mut out);
         run.record(out);
     }
     Ok(run.report)

@@ -369,3 +369,20 @@ fn low_battery() {
     let (zh, _) = c.one("low_battery");
     assert!(zh.contains("3.1伏"), "{zh}");
 }
+
+#[test]
+fn a_catalogue_without_the_built_in_kinds_keeps_the_rules_that_fit() {
+    let catalogue = crate::catalogue::Catalogue::parse(
+        r#"
+[[kinds]]
+name = "air_quality"
+label = { zh-CN = "空气质量", en = "Air quality" }
+report_every_secs = 60
+readings = [{ name = "pm25_ugm3", type = "number", unit = "µg/m³", min = 0, max = 1000, label = { zh-CN = "PM2.5", en = "PM2.5" } }]
+"#,
+    )
+    .expect("the catalogue parses");
+    let rules = load(&RulesConfig::default(), &catalogue).expect("the built-in rules load");
+    let names: Vec<&str> = rules.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["device_offline"]);
+}

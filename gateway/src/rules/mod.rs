@@ -59,10 +59,18 @@ pub fn load(cfg: &RulesConfig, catalogue: &Catalogue) -> Result<RuleSet, RulesEr
     let schema = schema(catalogue);
     match &cfg.path {
         Some(path) => RuleSet::load(path, &schema),
-        None => RuleSet::parse(BUILTIN, &schema).map_err(|problems| RulesError::Invalid {
-            file: BUILTIN_NAME.into(),
-            problems,
-        }),
+        None => {
+            // With the user's own catalogue, the built-in rules for kinds it lacks are left out.
+            let (set, left_out) = RuleSet::parse_partly(BUILTIN, &schema);
+            for p in &left_out {
+                tracing::warn!(
+                    "{BUILTIN_NAME}:{}: rule left out, the kind catalogue does not fit it: {}",
+                    p.line,
+                    p.message
+                );
+            }
+            Ok(set)
+        }
     }
 }
 

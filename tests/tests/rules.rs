@@ -1,0 +1,242 @@
+//! The alert rules against a real broker and the real `gridwatch` binary: a `for` timer that a
+//! SIGKILL interrupts half way still opens its alert after the restart; the journal the run
+//! leaves backtests to the same alert; `rules check` points at each mistake; maintenance windows
+//! need the API token and hold back the page, not the alert.
+
+use std::process::Command;
+use std::time::Duration;
+
+use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
+use gridwatch_e2e::{
+    eventually, gateway_binary, http, registry_text, test_config, AckedPublisher, GatewayProcess,
+    Mosquitto, WebhookReceiver,
+};
+use gridwatch_gateway::config::Secrets;
+use gridwatch_gateway::registry::Registry;
+use gridwatch_gateway::Gateway;
+
+const RULES: &str = r#"
+[[rule]]
+name = "water_overflow"
+severity = "major"
+kind = "manhole"
+when = "water_cm >= 80"
+for = "6s"
+clear = "water_cm < 60"
+message = { zh-CN = "{building_name}{location}井内水位{water_cm}厘米", en = "Water at {water_cm} cm at {location}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_for_timer_carries_on_across_a_kill_and_backtests_the_same() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("rules.toml"), RULES)?;
+    let config = format!(
+        "[mqtt]\nport = {}\nreconnect_max_ms = 1000\n[notify]\nretry_min_ms = 100\n\
+         [store]\nbackend = \"local\"\n[store.local]\npath = \"{}\"\n[journal]\npath = \"{}\"\n\
+         [rules]\npath = \"rules.toml\"\nsave_every_secs = 1\n",
+        mosquitto.port,
+        dir.path().join("tsdb").display(),
+        dir.path().join("journal").display(),
+    );
+    let mut gw = GatewayProcess::start_with(&config, &registry_text(&hook), dir.path()).await?;
+
+    let sent = now_ms();
+    let mut device = AckedPublisher::new(mosquitto.port, "mh-1");
+    device
+        .publish("gw/v1/yg/mh-1/telemetry", &water(sent, 1, 85.0))
+        .await?;
+    // Once the saved state holds the running timer, kill the gateway without warning.
+    let state = dir.path().join("journal").join("rules-state.json");
+    eventually(Duration::from_secs(10), || async {
+        Ok(std::fs::read_to_string(&state)
+            .is_ok_and(|s| s.contains("\"pending\""))
+            .then_some(()))
+    })
+    .await?;
+    gw.kill()?;
+    assert!(
+        now_ms() < sent + 6000,
+        "the kill came after the timer ran out; the test proves nothing"
+    );
+    gw.restart().await?;
+
+    // No message comes after the restart: only the restored timer can open the alert.
+    let got = hook.next(Duration::from_secs(20)).await?;
+    let alert = &got.json()["data"];
+    assert_eq!(alert["rule"], "water_overflow", "{alert}");
+    assert_eq!(alert["device"]["id"], "mh-1");
+    let started = alert["started_at"].as_u64().unwrap_or_default();
+    assert!(
+        (sent + 6000..sent + 8000).contains(&started),
+        "opened {} ms after the reading, not when it had held 6 s",
+        started.saturating_sub(sent)
+    );
+    assert!(alert["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("85厘米"));
+    assert_eq!(alert["evidence"]["readings"]["water_cm"], 85.0);
+    gw.stop()?;
+
+    // The journal of this run, backtested, opens the same alert at the same time.
+    let out = Command::new(gateway_binary()?)
+        .current_dir(dir.path())
+        .args([
+            "rules",
+            "backtest",
+            "rules.toml",
+            "--from",
+            "journal",
+            "--registry",
+            "registry.toml",
+            "--why",
+        ])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened: Vec<&str> = stdout.lines().filter(|l| l.contains(" opened ")).collect();
+    assert_eq!(opened.len(), 1, "{stdout}");
+    assert!(
+        opened[0].contains("water_overflow") && opened[0].contains("mh-1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("water_cm (85) >= 80 is true"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn rules_check_names_every_mistake_with_its_place() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[rule]]\nname = \"w\"\nseverity = \"major\"\nkind = \"manhole\"\nwhen = \"water > 80 && cover_open\"\nfor = \"5 min\"\nmessage = { zh-CN = \"x\", en = \"x\" }\n\n\
+         [[rule]]\nname = \"v\"\nseverity = \"urgent\"\nkind = \"manhole\"\nwhen = \"cover_open\"\nmessage = { zh-CN = \"x\", en = \"x\" }\n",
+    )?;
+    let out = Command::new(gateway_binary()?)
+        .args(["rules", "check"])
+        .arg(&file)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.toml:5:20: `&&` is not part of conditions"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: write `and`"), "{stderr}");
+    assert!(stderr.contains("bad.toml:6:7: `for`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:11:12: unknown variant `urgent`"),
+        "{stderr}"
+    );
+
+    let out = Command::new(gateway_binary()?)
+        .args([
+            "rules",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway/rules.toml"),
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("15 rules, all good"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    let registry = Registry::parse(&registry_text(&hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let secrets = Secrets {
+        api_token: Some("t0ken".into()),
+        ..Secrets::default()
+    };
+    let gateway = Gateway::start(config, registry, secrets).await?;
+    let url = format!("http://{}", gateway.http_addr());
+    gridwatch_e2e::wait_ready(&url).await?;
+    let silences = format!("{url}/api/v1/silences");
+    let window = serde_json::json!({"scope": {"building": "b3"}, "for": "1h", "by": "王芳", "reason": "电梯年检"});
+
+    let denied = http().post(&silences).json(&window).send().await?;
+    assert_eq!(denied.status(), 401);
+    let bad = http()
+        .post(&silences)
+        .bearer_auth("t0ken")
+        .json(&serde_json::json!({"scope": {"building": "b9"}, "for": "1h", "by": "x", "reason": "y"}))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 422, "an unknown building is refused");
+    let made = http()
+        .post(&silences)
+        .bearer_auth("t0ken")
+        .json(&window)
+        .send()
+        .await?;
+    assert_eq!(made.status(), 201);
+    let listed: serde_json::Value = http().get(&silences).send().await?.json().await?;
+    assert_eq!(listed["silences"][0]["by"], "王芳");
+    assert_eq!(listed["silences"][0]["reason"], "电梯年检");
+
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+    let alerts = eventually(Duration::from_secs(10), || async {
+        let v: serde_json::Value = http()
+            .get(format!("{url}/api/v1/alerts"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["alerts"].as_array().filter(|a| !a.is_empty()).cloned())
+    })
+    .await?;
+    assert_eq!(alerts[0]["rule"], "sos_pressed");
+    assert_eq!(alerts[0]["silenced_by"], listed["silences"][0]["id"]);
+    assert!(
+        hook.next(Duration::from_secs(2)).await.is_err(),
+        "nobody is paged"
+    );
+
+    let why: serde_json::Value = http()
+        .get(format!("{url}/api/v1/rules/sos_pressed/why/sos-301"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        why["why"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("电梯年检"),
+        "{why}"
+    );
+
+    // Ended early, it is gone from the list.
+    let id = listed["silences"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ended = http()
+        .delete(format!("{silences}/{id}"))
+        .bearer_auth("t0ken")
+        .send()
+        .await?;
+    assert_eq!(ended.status(), 204);
+    let listed: serde_json::Value = http().get(&silences).send().await?.json().await?;
+    assert_eq!(listed["silences"], serde_json::json!([]));
+    gateway.shutdown().await;
+    Ok(())
+}
