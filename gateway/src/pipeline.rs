@@ -6,8 +6,8 @@
 //! gathers, and the group's PUBACKs go out only after its fsync. Rules run on arrival, so an SOS
 //! is not held up by the disk; once a second the engine's clock advances (`for` timers, absences).
 //! Alert ids are derived from the data, so running the same messages again after a crash opens
-//! the same alerts. The engine's state is saved when everything it has seen is on disk and
-//! delivered; on start it is restored and the journal after it is run through the rules again.
+//! the same alerts. The engine's state is saved while no alert waits for its receiver; on start
+//! it is restored and the journal after it is run through the rules again.
 //! The time-series sink reads the journal on its own.
 //!
 //! Every message taken ends as exactly one of accepted or rejected; the ingest driver counts the
@@ -121,10 +121,9 @@ impl Pipeline {
                 () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
                 _ = clock.tick() => {
                     self.tick(crate::clock::now_ms());
-                    // Saved only when all the engine has seen is on disk and delivered, so the
-                    // journal after the saved position holds everything to run again.
-                    let settled = staged.is_empty() && writing.is_none() && self.outbox.is_idle();
-                    if settled && saved_at.elapsed() >= self.save_every {
+                    // Saved only while no alert waits for its receiver: the alerts in the saved
+                    // state need no second sending after a restart.
+                    if self.outbox.is_idle() && saved_at.elapsed() >= self.save_every {
                         saved_at = Instant::now();
                         self.save().await;
                     }
@@ -146,7 +145,7 @@ impl Pipeline {
                     .await;
             }
         }
-        if staged.is_empty() && self.outbox.is_idle() {
+        if self.outbox.is_idle() {
             self.save().await;
         }
     }
@@ -166,13 +165,17 @@ impl Pipeline {
         }
     }
 
-    /// Saves the engine's state as covering the whole committed journal.
+    /// Saves the engine's state with the journal position after the last record it has seen,
+    /// written yet or not. A record staged but lost in a crash was not acknowledged, so the
+    /// broker sends it again; the engine then sees it twice, which at worst counts one event
+    /// twice in a `count` window.
     async fn save(&self) {
         let (saved, active) = {
             let engine = self.engine();
+            let fed = self.journal.lock().staged_end();
             let saved = state::Saved {
-                segment: 0,
-                offset: 0,
+                segment: fed.segment,
+                offset: fed.offset,
                 saved_ms: crate::clock::now_ms(),
                 silences: engine.silences().to_vec(),
                 engine: engine.snapshot_active(),
@@ -183,19 +186,15 @@ impl Pipeline {
         let journal = self.journal.clone();
         let metrics = self.metrics.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let (dir, end, generation) = {
+            let (dir, generation) = {
                 let j = journal.lock();
-                let (_, generation) = j.cursor(RULES_CURSOR);
-                (j.dir().to_owned(), j.end(), generation)
-            };
-            let saved = state::Saved {
-                segment: end.segment,
-                offset: end.offset,
-                ..saved
+                (j.dir().to_owned(), j.cursor(RULES_CURSOR).1)
             };
             state::save(&dir, &saved)?;
             metrics.rules_saves.with_label_values(&["saved"]).inc();
-            journal.lock().advance(RULES_CURSOR, end, generation)
+            let mut j = journal.lock();
+            let covered = saved.position().min(j.end());
+            j.advance(RULES_CURSOR, covered, generation)
         })
         .await;
         match done {

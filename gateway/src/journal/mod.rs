@@ -212,6 +212,18 @@ impl Journal {
         }
     }
 
+    /// Where the records handed to [`Journal::stage`] so far end, written or not: a record
+    /// staged later lands here or beyond.
+    pub fn staged_end(&self) -> Position {
+        match self.staged_at {
+            Some(at) => Position {
+                segment: at.segment,
+                offset: at.offset + self.staged.len() as u64,
+            },
+            None => self.writing_end.unwrap_or_else(|| self.end()),
+        }
+    }
+
     /// Stages a record for the next group and returns the position it will have.
     pub fn stage(
         &mut self,
@@ -618,6 +630,21 @@ mod tests {
         assert!(j.segments_from(Position::default()).len() > 1, "rotated");
         let from = positions[7];
         assert_eq!(all(&j, from)[0].1, "2-1");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_staged_end_is_where_the_next_record_lands() {
+        let d = dir("staged-end");
+        let (mut j, _) = Journal::open(&d, limits()).unwrap();
+        assert_eq!(j.staged_end(), j.end());
+        j.stage(Class::Telemetry, 1, "t", b"one");
+        let end = j.staged_end();
+        assert!(end > j.end(), "staged but not written");
+        assert_eq!(j.stage(Class::Event, 2, "t", b"two"), end);
+        let end = j.staged_end();
+        j.commit().unwrap();
+        assert_eq!((j.staged_end(), j.end()), (end, end));
         fs::remove_dir_all(&d).unwrap();
     }
 
