@@ -8,7 +8,7 @@
 //! derived from the data, not from when a tick happened to run (a `for` timer opens at the
 //! instant it had held long enough), so replaying the same messages opens the same alerts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -116,40 +116,85 @@ struct Slot {
     seq: u64,
     #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     values: Readings,
-    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
-    times: VecDeque<u64>,
-    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
-    series: VecDeque<(u64, f64)>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last: Option<Val>,
-    #[serde(default)]
-    last_change_ms: u64,
+    #[serde(default, skip_serializing_if = "Memory::is_none")]
+    memory: Memory,
+}
+
+/// What a rule remembers of a device between messages, by trigger; one of them, so a rule state
+/// stays small (72 bytes) with 100,000 devices each holding one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Memory {
+    #[default]
+    None,
+    /// The times of the last events, for `count`.
+    Times(Vec<u64>),
+    /// A monotonic queue of (time, value) whose first is the window's lowest (rise) or highest
+    /// (fall) value, for `rise` and `fall`.
+    Series(Vec<(u64, f64)>),
+    /// The reading's last value and when it changed, for `absent.change`.
+    Last { value: Val, changed_ms: u64 },
+}
+
+impl Memory {
+    fn is_none(&self) -> bool {
+        *self == Memory::None
+    }
 }
 
 impl Slot {
     fn idle(&self) -> bool {
-        self.phase == Phase::Idle
-            && self.times.is_empty()
-            && self.series.is_empty()
-            && self.last.is_none()
+        self.phase == Phase::Idle && self.memory.is_none()
+    }
+
+    fn times(&mut self) -> &mut Vec<u64> {
+        if !matches!(self.memory, Memory::Times(_)) {
+            self.memory = Memory::Times(Vec::new());
+        }
+        match &mut self.memory {
+            Memory::Times(t) => t,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    fn series(&mut self) -> &mut Vec<(u64, f64)> {
+        if !matches!(self.memory, Memory::Series(_)) {
+            self.memory = Memory::Series(Vec::new());
+        }
+        match &mut self.memory {
+            Memory::Series(s) => s,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    fn times_ref(&self) -> &[u64] {
+        match &self.memory {
+            Memory::Times(t) => t,
+            _ => &[],
+        }
+    }
+
+    fn last(&self) -> Option<(Val, u64)> {
+        match self.memory {
+            Memory::Last { value, changed_ms } => Some((value, changed_ms)),
+            _ => None,
+        }
     }
 }
 
-/// What the engine keeps of a device once its rules are chosen: 100,000 devices cost a few
-/// megabytes.
-#[derive(Debug)]
-struct Place {
-    id: Arc<str>,
-    building: Arc<str>,
-    grid: Arc<str>,
-    report_every_ms: u64,
-}
-
+/// What the engine keeps of a device once its rules are chosen, 64 bytes: 100,000 devices cost
+/// six megabytes.
 #[derive(Debug)]
 struct DeviceState {
-    info: Place,
-    /// Shared by every device that the same rules select.
-    rules: Arc<[u32]>,
+    id: Arc<str>,
+    /// Index of its building in the engine's `places`.
+    building: u32,
+    /// Index of its grid in the engine's `places`.
+    grid: u32,
+    report_every_s: u32,
+    /// Index in the engine's `lists` of the rules that select it, shared by every device that
+    /// the same rules select.
+    list: u32,
     last_seen_ms: u64,
     slots: Vec<Slot>,
 }
@@ -160,6 +205,8 @@ fn slot_of(slots: &mut Vec<Slot>, rule: u32) -> &mut Slot {
     match slots.binary_search_by_key(&rule, |s| s.rule) {
         Ok(i) => &mut slots[i],
         Err(i) => {
+            // Grown one at a time: most devices hold one slot or none.
+            slots.reserve_exact(1);
             slots.insert(
                 i,
                 Slot {
@@ -180,7 +227,11 @@ fn find_slot(slots: &mut [Slot], rule: u32) -> Option<&mut Slot> {
 
 impl DeviceState {
     fn tidy(&mut self) {
+        let before = self.slots.len();
         self.slots.retain(|s| !s.idle());
+        if self.slots.len() < before {
+            self.slots.shrink_to_fit();
+        }
     }
 }
 
@@ -235,10 +286,12 @@ pub struct OpenAlert {
 pub struct Engine {
     rules: Vec<Rule>,
     utc_offset_min: i32,
-    // A vector, not a map, so that ticks visit devices in the same order on every run.
+    /// Sorted by id: found by binary search, visited by ticks in the same order on every run.
     devices: Vec<DeviceState>,
-    index: HashMap<Arc<str>, usize>,
-    lists: HashMap<Vec<u32>, Arc<[u32]>>,
+    /// The distinct lists of rules that select a device.
+    lists: Vec<Box<[u32]>>,
+    /// Building and grid ids, for maintenance windows.
+    places: Vec<Arc<str>>,
     silences: Vec<Silence>,
 }
 
@@ -249,44 +302,59 @@ impl Engine {
             rules: rules.rules,
             utc_offset_min: rules.utc_offset_min,
             devices: Vec::new(),
-            index: HashMap::new(),
-            lists: HashMap::new(),
+            lists: Vec::new(),
+            places: Vec::new(),
             silences: Vec::new(),
         };
+        let mut lists = HashMap::new();
+        let mut places = HashMap::new();
+        let devices = devices.into_iter();
+        engine.devices.reserve_exact(devices.size_hint().0);
         for info in devices {
-            engine.add_device(info, now_ms);
+            let state = engine.state(info, now_ms, &mut lists, &mut places);
+            engine.devices.push(state);
         }
+        engine.devices.sort_by(|a, b| a.id.cmp(&b.id));
+        engine
+            .devices
+            .dedup_by(|later, earlier| later.id == earlier.id);
+        engine.devices.shrink_to_fit();
         engine
     }
 
-    /// Adds (or replaces) a device; it counts as last heard from at `now_ms`.
-    pub fn add_device(&mut self, info: DeviceInfo, now_ms: u64) {
-        let list: Vec<u32> = (0..self.rules.len() as u32)
+    fn state(
+        &mut self,
+        info: DeviceInfo,
+        now_ms: u64,
+        lists: &mut HashMap<Box<[u32]>, u32>,
+        places: &mut HashMap<Arc<str>, u32>,
+    ) -> DeviceState {
+        let list: Box<[u32]> = (0..self.rules.len() as u32)
             .filter(|r| selects(&self.rules[*r as usize], &info))
             .collect();
-        let rules = self
-            .lists
-            .entry(list)
-            .or_insert_with_key(|l| Arc::from(l.as_slice()))
-            .clone();
-        let state = DeviceState {
-            info: Place {
-                id: info.id,
-                building: info.building,
-                grid: info.grid,
-                report_every_ms: info.report_every_ms,
-            },
-            rules,
+        let list = *lists.entry(list).or_insert_with_key(|l| {
+            self.lists.push(l.clone());
+            (self.lists.len() - 1) as u32
+        });
+        let mut place = |p: Arc<str>| {
+            *places.entry(p).or_insert_with_key(|p| {
+                self.places.push(p.clone());
+                (self.places.len() - 1) as u32
+            })
+        };
+        DeviceState {
+            id: info.id,
+            building: place(info.building),
+            grid: place(info.grid),
+            report_every_s: u32::try_from(info.report_every_ms / 1000).unwrap_or(u32::MAX),
+            list,
             last_seen_ms: now_ms,
             slots: Vec::new(),
-        };
-        match self.index.get(&state.info.id) {
-            Some(&i) => self.devices[i] = state,
-            None => {
-                self.index.insert(state.info.id.clone(), self.devices.len());
-                self.devices.push(state);
-            }
         }
+    }
+
+    fn device(&self, id: &str) -> Option<usize> {
+        self.devices.binary_search_by(|d| (*d.id).cmp(id)).ok()
     }
 
     /// The rules, in file order.
@@ -312,22 +380,23 @@ impl Engine {
     /// Runs one message through the rules that select its device, appending what changed to
     /// `out`. Messages from devices the engine does not know are ignored.
     pub fn observe(&mut self, msg: &Msg<'_>, out: &mut Vec<Transition>) {
-        let Some(&d) = self.index.get(msg.device) else {
+        let Some(d) = self.device(msg.device) else {
             return;
         };
         let dev = &mut self.devices[d];
         let start = out.len();
         let mut cache = None;
-        for i in 0..dev.rules.len() {
-            let r = dev.rules[i];
+        for &r in self.lists[dev.list as usize].iter() {
             let rule = &self.rules[r as usize];
             on_message(rule, r, dev, msg, self.utc_offset_min, &mut cache, out);
         }
         dev.last_seen_ms = dev.last_seen_ms.max(msg.at_ms);
         dev.tidy();
         if !self.silences.is_empty() && out.len() > start {
-            let (building, grid) = (dev.info.building.clone(), dev.info.grid.clone());
-            self.mark_silenced(&mut out[start..], &building, &grid);
+            let dev = &self.devices[d];
+            for t in &mut out[start..] {
+                t.silenced_by = silenced(&self.silences, &self.places, dev, t.at_ms);
+            }
         }
     }
 
@@ -336,17 +405,18 @@ impl Engine {
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Transition>) {
         let start = out.len();
         for dev in &mut self.devices {
-            for i in 0..dev.rules.len() {
-                let r = dev.rules[i];
+            for &r in self.lists[dev.list as usize].iter() {
                 let rule = &self.rules[r as usize];
                 on_tick(rule, r, dev, now_ms, self.utc_offset_min, out);
             }
             dev.tidy();
         }
-        let silences = &self.silences;
-        for t in &mut out[start..] {
-            if let Some(dev) = self.index.get(&t.device).map(|&d| &self.devices[d]) {
-                t.silenced_by = silenced(silences, dev, t.at_ms);
+        if !self.silences.is_empty() {
+            for t in &mut out[start..] {
+                if let Some(d) = self.device(&t.device) {
+                    t.silenced_by =
+                        silenced(&self.silences, &self.places, &self.devices[d], t.at_ms);
+                }
             }
         }
     }
@@ -361,12 +431,13 @@ impl Engine {
 
     /// A person closed the alert of `rule` on `device`: the next occurrence opens a new one.
     pub fn close(&mut self, device: &str, rule: usize) {
-        if let Some(dev) = self.index.get(device).map(|&d| &mut self.devices[d]) {
+        if let Some(d) = self.device(device) {
+            let dev = &mut self.devices[d];
             if let Some(slot) = dev.slots.iter_mut().find(|s| s.rule as usize == rule) {
                 if matches!(slot.phase, Phase::Firing | Phase::Latched) {
                     slot.phase = Phase::Idle;
                     slot.values = Readings::default();
-                    slot.times.clear();
+                    slot.memory = Memory::None;
                 }
             }
             dev.tidy();
@@ -381,7 +452,7 @@ impl Engine {
                 if matches!(s.phase, Phase::Firing | Phase::Latched) {
                     out.push(OpenAlert {
                         rule: s.rule as usize,
-                        device: dev.info.id.clone(),
+                        device: dev.id.clone(),
                         opened_ms: s.since_ms,
                         seq: s.seq,
                         cleared: s.phase == Phase::Latched,
@@ -422,7 +493,7 @@ impl Engine {
             .iter()
             .filter(|d| keep(d))
             .map(|dev| DeviceSnapshot {
-                id: dev.info.id.to_string(),
+                id: dev.id.to_string(),
                 last_seen_ms: dev.last_seen_ms,
                 rules: dev
                     .slots
@@ -448,20 +519,19 @@ impl Engine {
     pub fn restore(&mut self, snapshot: &Snapshot) -> usize {
         let mut restored = 0;
         for saved in &snapshot.devices {
-            let Some(dev) = self
-                .index
-                .get(saved.id.as_str())
-                .map(|&d| &mut self.devices[d])
-            else {
+            let Some(d) = self.device(&saved.id) else {
                 continue;
             };
+            let dev = &mut self.devices[d];
             dev.last_seen_ms = saved.last_seen_ms;
             dev.slots.clear();
             for rs in &saved.rules {
                 let Some(r) = self.rules.iter().position(|r| r.name == rs.rule) else {
                     continue;
                 };
-                if self.rules[r].fingerprint != rs.fingerprint || !dev.rules.contains(&(r as u32)) {
+                if self.rules[r].fingerprint != rs.fingerprint
+                    || !self.lists[dev.list as usize].contains(&(r as u32))
+                {
                     continue;
                 }
                 dev.slots.push(Slot {
@@ -489,11 +559,11 @@ impl Engine {
                 mismatch(rule, info)
             )];
         }
-        let Some(dev) = self.index.get(device).map(|&d| &self.devices[d]) else {
+        let Some(dev) = self.device(device).map(|d| &self.devices[d]) else {
             return vec![format!("the rule engine does not watch device `{device}`")];
         };
         let mut out = Vec::new();
-        if let Some(s) = silenced(&self.silences, dev, now_ms) {
+        if let Some(s) = silenced(&self.silences, &self.places, dev, now_ms) {
             let s = self
                 .silences
                 .iter()
@@ -553,7 +623,7 @@ impl Engine {
                 Some(c) => out.push(format!(
                     "{} `{event}` in the last {}; it needs {}",
                     slot.map_or(0, |s| s
-                        .times
+                        .times_ref()
                         .iter()
                         .filter(|t| **t + c.within_ms > now_ms)
                         .count()),
@@ -571,17 +641,22 @@ impl Engine {
                 within_ms,
                 ..
             } => {
-                let points = slot.map_or(0, |s| s.series.len());
+                let points = slot.map_or(0, |s| match &s.memory {
+                    Memory::Series(v) => v.len(),
+                    _ => 0,
+                });
                 out.push(format!(
                     "{points} values of `{reading}` in the last {}; it opens on a change of {by}",
                     show_ms(*within_ms)
                 ));
             }
             Trigger::Absent { what, after } => {
-                let limit = absent_limit(after, &dev.info);
+                let limit = absent_limit(after, dev.report_every_s);
                 let since = match what {
                     Absence::Messages => dev.last_seen_ms,
-                    Absence::Change(_) => slot.map_or(dev.last_seen_ms, |s| s.last_change_ms),
+                    Absence::Change(_) => slot
+                        .and_then(Slot::last)
+                        .map_or(dev.last_seen_ms, |(_, changed)| changed),
                 };
                 out.push(format!(
                     "quiet for {} of the {} it allows",
@@ -592,22 +667,18 @@ impl Engine {
         }
         out
     }
-
-    fn mark_silenced(&self, ts: &mut [Transition], building: &str, grid: &str) {
-        for t in ts {
-            t.silenced_by = self
-                .silences
-                .iter()
-                .find(|s| s.covers(&t.device, building, grid, t.at_ms))
-                .map(|s| s.id.clone());
-        }
-    }
 }
 
-fn silenced(silences: &[Silence], dev: &DeviceState, at_ms: u64) -> Option<String> {
+fn silenced(
+    silences: &[Silence],
+    places: &[Arc<str>],
+    dev: &DeviceState,
+    at_ms: u64,
+) -> Option<String> {
+    let (building, grid) = (&places[dev.building as usize], &places[dev.grid as usize]);
     silences
         .iter()
-        .find(|s| s.covers(&dev.info.id, &dev.info.building, &dev.info.grid, at_ms))
+        .find(|s| s.covers(&dev.id, building, grid, at_ms))
         .map(|s| s.id.clone())
 }
 
@@ -654,10 +725,10 @@ fn in_hours(rule: &Rule, at_ms: u64, offset_min: i32) -> bool {
         .is_none_or(|w| w.contains(minute_of_day(at_ms, offset_min)))
 }
 
-fn absent_limit(after: &AbsentFor, d: &Place) -> u64 {
+fn absent_limit(after: &AbsentFor, report_every_s: u32) -> u64 {
     match after {
         AbsentFor::Ms(ms) => *ms,
-        AbsentFor::Intervals(n) => u64::from(*n) * d.report_every_ms,
+        AbsentFor::Intervals(n) => u64::from(*n) * u64::from(report_every_s) * 1000,
     }
 }
 
@@ -761,10 +832,10 @@ fn on_message(
     cache: &mut Option<Readings>,
     out: &mut Vec<Transition>,
 ) {
-    let DeviceState { info, slots, .. } = dev;
+    let DeviceState { id, slots, .. } = dev;
     let emit = Emit {
         rule: r as usize,
-        device: &info.id,
+        device: id,
         needs_person: rule.needs_person,
     };
     let hours = in_hours(rule, msg.at_ms, offset);
@@ -866,13 +937,14 @@ fn on_message(
                 let enough = match count {
                     None => true,
                     Some(c) => {
-                        slot.times.push_back(msg.at_ms);
-                        while slot.times.len() > c.at_least as usize {
-                            slot.times.pop_front();
+                        let times = slot.times();
+                        times.push(msg.at_ms);
+                        if times.len() > c.at_least as usize {
+                            times.remove(0);
                         }
-                        let first = *slot.times.front().expect("just pushed");
-                        let enough = slot.times.len() >= c.at_least as usize
-                            && msg.at_ms - first < c.within_ms;
+                        let first = times[0];
+                        let enough =
+                            times.len() >= c.at_least as usize && msg.at_ms - first < c.within_ms;
                         if enough {
                             why.push(format!(
                                 "{} times `{event}` within {}",
@@ -937,23 +1009,21 @@ fn on_message(
             let slot = slot_of(slots, r);
             let rise = *direction == Direction::Rise;
             // A monotonic queue: its front is the window's lowest (rise) or highest (fall) value.
-            while slot
-                .series
-                .back()
+            let series = slot.series();
+            while series
+                .last()
                 .is_some_and(|(_, b)| if rise { *b >= v } else { *b <= v })
             {
-                slot.series.pop_back();
+                series.pop();
             }
-            slot.series.push_back((msg.at_ms, v));
-            while slot
-                .series
-                .front()
-                .is_some_and(|(t, _)| t + within_ms < msg.at_ms)
-                || slot.series.len() > MAX_SERIES
-            {
-                slot.series.pop_front();
-            }
-            let (t0, v0) = *slot.series.front().expect("just pushed");
+            series.push((msg.at_ms, v));
+            let stale = series
+                .iter()
+                .take_while(|(t, _)| t + within_ms < msg.at_ms)
+                .count()
+                .max(series.len().saturating_sub(MAX_SERIES));
+            series.drain(..stale);
+            let (t0, v0) = series[0];
             let moved = if rise { v - v0 } else { v0 - v };
             let why = vec![format!(
                 "{reading} went from {v0} to {v} in {} ({} by {by} within {})",
@@ -991,10 +1061,12 @@ fn on_message(
                         return;
                     };
                     let slot = slot_of(slots, r);
-                    let changed = slot.last != Some(v);
+                    let changed = slot.last().map(|(last, _)| last) != Some(v);
                     if changed {
-                        slot.last = Some(v);
-                        slot.last_change_ms = msg.at_ms;
+                        slot.memory = Memory::Last {
+                            value: v,
+                            changed_ms: msg.at_ms,
+                        };
                     }
                     changed
                 }
@@ -1043,14 +1115,15 @@ fn on_tick(
     out: &mut Vec<Transition>,
 ) {
     let DeviceState {
-        info,
+        id,
         slots,
         last_seen_ms,
+        report_every_s,
         ..
     } = dev;
     let emit = Emit {
         rule: r as usize,
-        device: &info.id,
+        device: id,
         needs_person: rule.needs_person,
     };
     match &rule.trigger {
@@ -1078,10 +1151,13 @@ fn on_tick(
             let Some(slot) = find_slot(slots, r) else {
                 return;
             };
-            while slot.times.front().is_some_and(|t| t + c.within_ms <= now) {
-                slot.times.pop_front();
+            if let Memory::Times(times) = &mut slot.memory {
+                times.retain(|t| t + c.within_ms > now);
+                if times.is_empty() {
+                    slot.memory = Memory::None;
+                }
             }
-            if slot.phase == Phase::Firing && (slot.times.len() as u32) < c.at_least {
+            if slot.phase == Phase::Firing && (slot.times_ref().len() as u32) < c.at_least {
                 let why = vec![format!(
                     "fewer than {} `{event}` in the last {}",
                     c.at_least,
@@ -1091,7 +1167,7 @@ fn on_tick(
             }
         }
         Trigger::Absent { what, after } => {
-            let limit = absent_limit(after, info);
+            let limit = absent_limit(after, *report_every_s);
             let slot = slots
                 .binary_search_by_key(&r, |s| s.rule)
                 .ok()
@@ -1101,7 +1177,9 @@ fn on_tick(
             }
             // Before the first value of the reading, the device's last message stands in.
             let quiet_since = match (what, slot) {
-                (Absence::Change(_), Some(s)) if s.last.is_some() => s.last_change_ms,
+                (Absence::Change(_), Some(s)) if s.last().is_some() => {
+                    s.last().map_or(*last_seen_ms, |(_, changed)| changed)
+                }
                 _ => *last_seen_ms,
             };
             // With hours, only time inside them counts: a night's sleep is not inactivity.
@@ -1458,8 +1536,7 @@ message = { zh-CN = "x", en = "x" }
     fn devices_only_carry_the_rules_that_select_them() {
         let e = engine(DAY);
         let names = |id: &str| {
-            e.devices[e.index[id]]
-                .rules
+            e.lists[e.devices[e.device(id).unwrap()].list as usize]
                 .iter()
                 .map(|r| e.rules[*r as usize].name.as_str())
                 .collect::<Vec<_>>()
@@ -1526,6 +1603,21 @@ message = { zh-CN = "x", en = "x" }
         assert!(later.is_empty());
         let t = tick(&mut e, DAY + 61 * MIN);
         assert!(t.iter().all(|t| t.silenced_by.is_none()));
+    }
+
+    #[test]
+    fn device_and_rule_states_stay_small() {
+        // 100,000 devices, each with one rule state, must fit the gateway's memory budget.
+        assert!(
+            std::mem::size_of::<DeviceState>() <= 64,
+            "{}",
+            std::mem::size_of::<DeviceState>()
+        );
+        assert!(
+            std::mem::size_of::<Slot>() <= 72,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 
     #[test]

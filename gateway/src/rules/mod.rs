@@ -11,8 +11,6 @@ pub mod state;
 #[cfg(test)]
 mod default_rules;
 
-use std::sync::Arc;
-
 use gridwatch_edge_rules::duration::show_ms;
 use gridwatch_edge_rules::{
     DeviceInfo, Engine, KindSchema, Rule, RuleSet, RulesError, Schema, Type, Val,
@@ -91,12 +89,9 @@ pub fn device_info(d: &Device, catalogue: &Catalogue) -> DeviceInfo {
 /// An engine watching every device of the registry, which count as heard from at `now_ms`.
 pub fn engine(rules: RuleSet, registry: &Registry, now_ms: u64) -> Engine {
     let catalogue = registry.catalogue();
-    let mut devices: Vec<&Arc<Device>> = registry.devices().collect();
-    // Registry order is a hash map's: sort so that every run visits devices alike.
-    devices.sort_by(|a, b| a.id.cmp(&b.id));
     Engine::new(
         rules,
-        devices.into_iter().map(|d| device_info(d, catalogue)),
+        registry.devices().map(|d| device_info(d, catalogue)),
         now_ms,
     )
 }
