@@ -264,6 +264,72 @@ pub struct RuleSnapshot {
     slot: Slot,
 }
 
+/// [`Snapshot`] of the active devices, borrowed from the engine.
+struct SnapshotView<'a> {
+    engine: &'a Engine,
+}
+
+impl Serialize for SnapshotView<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = ser.serialize_struct("Snapshot", 1)?;
+        st.serialize_field("devices", &DevicesView(self.engine))?;
+        st.end()
+    }
+}
+
+struct DevicesView<'a>(&'a Engine);
+
+impl Serialize for DevicesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let engine = self.0;
+        ser.collect_seq(
+            engine
+                .devices
+                .iter()
+                .filter(|d| !d.slots.is_empty())
+                .map(|dev| DeviceView {
+                    id: &dev.id,
+                    last_seen_ms: dev.last_seen_ms,
+                    rules: RulesView { engine, dev },
+                }),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct DeviceView<'a> {
+    id: &'a str,
+    last_seen_ms: u64,
+    rules: RulesView<'a>,
+}
+
+struct RulesView<'a> {
+    engine: &'a Engine,
+    dev: &'a DeviceState,
+}
+
+impl Serialize for RulesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_seq(self.dev.slots.iter().map(|slot| {
+            let rule = &self.engine.rules[slot.rule as usize];
+            RuleView {
+                rule: &rule.name,
+                fingerprint: rule.fingerprint,
+                slot,
+            }
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct RuleView<'a> {
+    rule: &'a str,
+    fingerprint: u64,
+    #[serde(flatten)]
+    slot: &'a Slot,
+}
+
 /// An alert the engine holds open, as listed by [`Engine::open_alerts`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenAlert {
@@ -480,15 +546,22 @@ impl Engine {
         self.snapshot_of(|_| true)
     }
 
-    /// The state of the devices with a timer, a window or an open alert: what a gateway saves,
-    /// small however many devices it has. The others' last-heard times are left out; after a
-    /// restart [`Engine::resume`] counts every device as heard from then.
+    /// The state of the devices with a timer, a window or an open alert: what a gateway saves.
+    /// The others' last-heard times are left out; after a restart [`Engine::resume`] counts every
+    /// device as heard from then.
     pub fn snapshot_active(&self) -> Snapshot {
         self.snapshot_of(|d| !d.slots.is_empty())
     }
 
+    /// [`Engine::snapshot_active`] without building it: it serializes to the same form, read
+    /// back as a [`Snapshot`], and costs no memory beyond the output however many devices hold
+    /// state.
+    pub fn active_view(&self) -> impl Serialize + '_ {
+        SnapshotView { engine: self }
+    }
+
     fn snapshot_of(&self, keep: impl Fn(&DeviceState) -> bool) -> Snapshot {
-        let mut devices: Vec<DeviceSnapshot> = self
+        let devices = self
             .devices
             .iter()
             .filter(|d| keep(d))
@@ -509,7 +582,6 @@ impl Engine {
                     .collect(),
             })
             .collect();
-        devices.sort_by(|a, b| a.id.cmp(&b.id));
         Snapshot { devices }
     }
 
@@ -938,6 +1010,7 @@ fn on_message(
                     None => true,
                     Some(c) => {
                         let times = slot.times();
+                        times.reserve_exact(1);
                         times.push(msg.at_ms);
                         if times.len() > c.at_least as usize {
                             times.remove(0);
@@ -1016,6 +1089,7 @@ fn on_message(
             {
                 series.pop();
             }
+            series.reserve_exact(1);
             series.push((msg.at_ms, v));
             let stale = series
                 .iter()
@@ -1603,6 +1677,17 @@ message = { zh-CN = "x", en = "x" }
         assert!(later.is_empty());
         let t = tick(&mut e, DAY + 61 * MIN);
         assert!(t.iter().all(|t| t.silenced_by.is_none()));
+    }
+
+    #[test]
+    fn the_borrowed_view_reads_back_as_the_active_snapshot() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
+        feed(&mut e, "sos1", 1, DAY, Some("sos_pressed"), &[]);
+        let view = serde_json::to_string(&e.active_view()).unwrap();
+        assert_eq!(view, serde_json::to_string(&e.snapshot_active()).unwrap());
+        let back: Snapshot = serde_json::from_str(&view).unwrap();
+        assert_eq!(back.devices.len(), 2);
     }
 
     #[test]

@@ -170,19 +170,25 @@ impl Pipeline {
     /// broker sends it again; the engine then sees it twice, which at worst counts one event
     /// twice in a `count` window.
     async fn save(&self) {
-        let (saved, active) = {
+        let (bytes, covered, active) = {
             let engine = self.engine();
             let fed = self.journal.lock().staged_end();
-            let saved = state::Saved {
+            // Serialized from the engine as it stands, not copied first: with 100,000 devices
+            // holding state a copy would cost tens of megabytes.
+            let bytes = serde_json::to_vec(&state::SavedView {
                 segment: fed.segment,
                 offset: fed.offset,
                 saved_ms: crate::clock::now_ms(),
-                silences: engine.silences().to_vec(),
-                engine: engine.snapshot_active(),
-            };
-            (saved, engine.active())
+                silences: engine.silences(),
+                engine: engine.active_view(),
+            });
+            (bytes, fed, engine.active())
         };
         self.metrics.rules_active.set(active as i64);
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => return RulesSaveFailed { error: &e }.emit(&self.metrics),
+        };
         let journal = self.journal.clone();
         let metrics = self.metrics.clone();
         let done = tokio::task::spawn_blocking(move || {
@@ -190,10 +196,10 @@ impl Pipeline {
                 let j = journal.lock();
                 (j.dir().to_owned(), j.cursor(RULES_CURSOR).1)
             };
-            state::save(&dir, &saved)?;
+            state::save(&dir, &bytes)?;
             metrics.rules_saves.with_label_values(&["saved"]).inc();
             let mut j = journal.lock();
-            let covered = saved.position().min(j.end());
+            let covered = covered.min(j.end());
             j.advance(RULES_CURSOR, covered, generation)
         })
         .await;

@@ -124,10 +124,10 @@ impl Registry {
     }
 }
 
-/// Hands the memory parsing used back to the system: parsing a large registry peaks at several
-/// times what the result keeps (about 2.5× for 100,000 devices), and glibc would otherwise keep
-/// those pages in the process for good.
-fn release_parse_memory() {
+/// Hands freed heap memory back to the system: parsing a large registry peaks at several times
+/// what the result keeps (about 2.5× for 100,000 devices), and glibc would otherwise keep those
+/// pages in the process for good. Also called once the rule engine is built.
+pub(crate) fn release_parse_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
     unsafe {

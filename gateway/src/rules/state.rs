@@ -40,6 +40,21 @@ impl Saved {
     }
 }
 
+/// What is saved, borrowed: serialized straight from the engine, read back as [`Saved`].
+#[derive(Serialize)]
+pub struct SavedView<'a, E: Serialize> {
+    /// See [`Saved::segment`].
+    pub segment: u64,
+    /// See [`Saved::offset`].
+    pub offset: u64,
+    /// See [`Saved::saved_ms`].
+    pub saved_ms: u64,
+    /// See [`Saved::silences`].
+    pub silences: &'a [Silence],
+    /// The engine's [`gridwatch_edge_rules::Engine::active_view`].
+    pub engine: E,
+}
+
 /// The state file in `journal_dir`.
 pub fn path(journal_dir: &Path) -> PathBuf {
     journal_dir.join(FILE)
@@ -56,11 +71,12 @@ pub fn load(journal_dir: &Path) -> std::io::Result<Option<Saved>> {
     }
 }
 
-/// Writes the state whole or not at all: a temporary file, fsync'd, renamed over the old one.
-pub fn save(journal_dir: &Path, saved: &Saved) -> std::io::Result<()> {
+/// Writes the state (serialized [`Saved`] or [`SavedView`]) whole or not at all: a temporary
+/// file, fsync'd, renamed over the old one.
+pub fn save(journal_dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = journal_dir.join(format!("{FILE}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(saved).map_err(std::io::Error::other)?)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path(journal_dir))?;
     std::fs::File::open(journal_dir)?.sync_all()
@@ -80,7 +96,7 @@ mod tests {
             saved_ms: 9,
             ..Saved::default()
         };
-        save(dir.path(), &saved).unwrap();
+        save(dir.path(), &serde_json::to_vec(&saved).unwrap()).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(saved));
         std::fs::write(path(dir.path()), b"{not json").unwrap();
         assert!(load(dir.path()).is_err());
