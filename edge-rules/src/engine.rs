@@ -111,8 +111,11 @@ enum Phase {
 struct Slot {
     #[serde(skip)]
     rule: u32,
+    #[serde(default, skip_serializing_if = "Phase::is_idle")]
     phase: Phase,
+    #[serde(default, skip_serializing_if = "is_zero")]
     since_ms: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     seq: u64,
     #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     values: Readings,
@@ -134,6 +137,16 @@ enum Memory {
     Series(Vec<(u64, f64)>),
     /// The reading's last value and when it changed, for `absent.change`.
     Last { value: Val, changed_ms: u64 },
+}
+
+impl Phase {
+    fn is_idle(&self) -> bool {
+        *self == Phase::Idle
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Memory {

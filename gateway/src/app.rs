@@ -106,7 +106,7 @@ impl Gateway {
             position
         });
         tracing::info!(rules = engine.rules().len(), "alert rules loaded");
-        crate::registry::release_parse_memory();
+        crate::registry::release_free_memory();
         let engine = Arc::new(Mutex::new(engine));
         metrics.journal_bytes.set(journal.disk_bytes() as i64);
         let committed = journal.end();

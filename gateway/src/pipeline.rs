@@ -197,6 +197,9 @@ impl Pipeline {
                 (j.dir().to_owned(), j.cursor(RULES_CURSOR).1)
             };
             state::save(&dir, &bytes)?;
+            drop(bytes);
+            // A large state's buffer would otherwise stay in the process's heap.
+            crate::registry::release_free_memory();
             metrics.rules_saves.with_label_values(&["saved"]).inc();
             let mut j = journal.lock();
             let covered = covered.min(j.end());

@@ -46,7 +46,7 @@ pub struct Device {
     pub location: Text,
     /// Tags that rules can select on, such as `living_alone` for an elderly resident's SOS button.
     #[serde(skip_serializing_if = "<[Text]>::is_empty")]
-    pub tags: Arc<[Text]>,
+    pub tags: Box<[Text]>,
 }
 
 /// A grid worker and the ways to reach them.
@@ -108,7 +108,7 @@ impl Registry {
                 problems,
             });
         drop(text);
-        release_parse_memory();
+        release_free_memory();
         parsed
     }
 
@@ -126,8 +126,9 @@ impl Registry {
 
 /// Hands freed heap memory back to the system: parsing a large registry peaks at several times
 /// what the result keeps (about 2.5× for 100,000 devices), and glibc would otherwise keep those
-/// pages in the process for good. Also called once the rule engine is built.
-pub(crate) fn release_parse_memory() {
+/// pages in the process for good. Also called once the rule engine is built, and after each
+/// save of its state.
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
     unsafe {

@@ -119,7 +119,7 @@ pub fn gateway_device(community: &str) -> Device {
         grid: "".into(),
         grid_name: "".into(),
         location: "边缘网关 / edge gateway".into(),
-        tags: Arc::from([]),
+        tags: Box::default(),
     }
 }
 
@@ -273,7 +273,7 @@ mod tests {
             grid: "g1".into(),
             grid_name: "一网格".into(),
             location: "101室".into(),
-            tags: Arc::from([]),
+            tags: Box::default(),
         }
     }
 
