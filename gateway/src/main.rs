@@ -294,8 +294,29 @@ async fn replay(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Large buffers (journal reads, store batches, a large rule state) are mapped and unmapped
+/// rather than kept in the heap: glibc would otherwise raise this threshold after the first
+/// one is freed, and the process would keep every later one's pages.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator tunable; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    fixed_mmap_threshold();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(run_command()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -170,36 +170,35 @@ impl Pipeline {
     /// broker sends it again; the engine then sees it twice, which at worst counts one event
     /// twice in a `count` window.
     async fn save(&self) {
-        let (bytes, covered, active) = {
+        let (written, covered, active, dir) = {
             let engine = self.engine();
-            let fed = self.journal.lock().staged_end();
-            // Serialized from the engine as it stands, not copied first: with 100,000 devices
-            // holding state a copy would cost tens of megabytes.
-            let bytes = serde_json::to_vec(&state::SavedView {
+            let (fed, dir) = {
+                let j = self.journal.lock();
+                (j.staged_end(), j.dir().to_owned())
+            };
+            // Written from the engine as it stands, not copied first: with 100,000 devices
+            // holding state a copy would cost tens of megabytes. The page cache takes even that
+            // in milliseconds, so it is written here; the fsync comes after, off this task.
+            let view = state::SavedView {
                 segment: fed.segment,
                 offset: fed.offset,
                 saved_ms: crate::clock::now_ms(),
                 silences: engine.silences(),
                 engine: engine.active_view(),
-            });
-            (bytes, fed, engine.active())
+            };
+            let written = state::write(&dir, &view);
+            (written, fed, engine.active(), dir)
         };
         self.metrics.rules_active.set(active as i64);
-        let bytes = match bytes {
-            Ok(b) => b,
+        let written = match written {
+            Ok(f) => f,
             Err(e) => return RulesSaveFailed { error: &e }.emit(&self.metrics),
         };
         let journal = self.journal.clone();
         let metrics = self.metrics.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let (dir, generation) = {
-                let j = journal.lock();
-                (j.dir().to_owned(), j.cursor(RULES_CURSOR).1)
-            };
-            state::save(&dir, &bytes)?;
-            drop(bytes);
-            // A large state's buffer would otherwise stay in the process's heap.
-            crate::registry::release_free_memory();
+            let generation = journal.lock().cursor(RULES_CURSOR).1;
+            state::commit(&dir, written)?;
             metrics.rules_saves.with_label_values(&["saved"]).inc();
             let mut j = journal.lock();
             let covered = covered.min(j.end());

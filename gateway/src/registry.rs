@@ -126,8 +126,7 @@ impl Registry {
 
 /// Hands freed heap memory back to the system: parsing a large registry peaks at several times
 /// what the result keeps (about 2.5× for 100,000 devices), and glibc would otherwise keep those
-/// pages in the process for good. Also called once the rule engine is built, and after each
-/// save of its state.
+/// pages in the process for good. Also called once the rule engine is built.
 pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.

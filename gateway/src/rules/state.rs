@@ -3,7 +3,6 @@
 //! records after that position through the engine again, so a `for` timer half way through a
 //! restart carries on where it was.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gridwatch_edge_rules::{Silence, Snapshot};
@@ -71,15 +70,24 @@ pub fn load(journal_dir: &Path) -> std::io::Result<Option<Saved>> {
     }
 }
 
-/// Writes the state (serialized [`Saved`] or [`SavedView`]) whole or not at all: a temporary
-/// file, fsync'd, renamed over the old one.
-pub fn save(journal_dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = journal_dir.join(format!("{FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path(journal_dir))?;
+/// Writes `saved` ([`Saved`] or a [`SavedView`]) into a temporary file beside the state file,
+/// straight from the value: no copy of the state is made in memory, however large it is.
+/// [`commit`] makes it the state file.
+pub fn write(journal_dir: &Path, saved: &impl Serialize) -> std::io::Result<std::fs::File> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(tmp_path(journal_dir))?);
+    serde_json::to_writer(&mut out, saved).map_err(std::io::Error::other)?;
+    out.into_inner().map_err(|e| e.into_error())
+}
+
+/// Makes the file [`write`] wrote the state file, whole or not at all: fsync'd, then renamed.
+pub fn commit(journal_dir: &Path, written: std::fs::File) -> std::io::Result<()> {
+    written.sync_all()?;
+    std::fs::rename(tmp_path(journal_dir), path(journal_dir))?;
     std::fs::File::open(journal_dir)?.sync_all()
+}
+
+fn tmp_path(journal_dir: &Path) -> PathBuf {
+    journal_dir.join(format!("{FILE}.tmp"))
 }
 
 #[cfg(test)]
@@ -96,7 +104,8 @@ mod tests {
             saved_ms: 9,
             ..Saved::default()
         };
-        save(dir.path(), &serde_json::to_vec(&saved).unwrap()).unwrap();
+        let written = write(dir.path(), &saved).unwrap();
+        commit(dir.path(), written).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(saved));
         std::fs::write(path(dir.path()), b"{not json").unwrap();
         assert!(load(dir.path()).is_err());
