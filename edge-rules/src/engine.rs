@@ -1112,12 +1112,15 @@ fn on_message(
             series.drain(..stale);
             let (t0, v0) = series[0];
             let moved = if rise { v - v0 } else { v0 - v };
-            let why = vec![format!(
-                "{reading} went from {v0} to {v} in {} ({} by {by} within {})",
-                show_ms(msg.at_ms - t0),
-                if rise { "rise" } else { "fall" },
-                show_ms(*within_ms)
-            )];
+            // Written only when something changes: this runs on every message with the reading.
+            let why = || {
+                vec![format!(
+                    "{reading} went from {v0} to {v} in {} ({} by {by} within {})",
+                    show_ms(msg.at_ms - t0),
+                    if rise { "rise" } else { "fall" },
+                    show_ms(*within_ms)
+                )]
+            };
             match slot.phase {
                 Phase::Idle | Phase::Pending if moved >= *by && hours => {
                     slot.phase = Phase::Firing;
@@ -1130,11 +1133,11 @@ fn on_message(
                         msg.at_ms,
                         slot,
                         slot.values.clone(),
-                        why,
+                        why(),
                     );
                 }
                 Phase::Firing if moved < *by => {
-                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why)
+                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why())
                 }
                 _ => {}
             }
@@ -1159,12 +1162,12 @@ fn on_message(
                 }
             };
             if changed {
-                let name = match what {
-                    Absence::Messages => "the device reported again".to_string(),
-                    Absence::Change(r) => format!("`{r}` changed"),
-                };
                 if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Firing) {
-                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), vec![name]);
+                    let why = match what {
+                        Absence::Messages => "the device reported again".to_string(),
+                        Absence::Change(r) => format!("`{r}` changed"),
+                    };
+                    emit.end(out, slot, msg.at_ms, shared(cache, msg.data), vec![why]);
                 }
             }
         }
