@@ -104,6 +104,8 @@ enum Phase {
     Pending,
     Firing,
     Latched,
+    /// A person closed an absence alert: it opens again only after the device is heard from.
+    Closed,
 }
 
 /// One rule's memory for one device.
@@ -263,6 +265,7 @@ pub struct DeviceSnapshot {
     /// When it was last heard from.
     pub last_seen_ms: u64,
     /// Per rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleSnapshot>,
 }
 
@@ -277,7 +280,7 @@ pub struct RuleSnapshot {
     slot: Slot,
 }
 
-/// [`Snapshot`] of the active devices, borrowed from the engine.
+/// [`Snapshot`] of every device, borrowed from the engine.
 struct SnapshotView<'a> {
     engine: &'a Engine,
 }
@@ -296,17 +299,11 @@ struct DevicesView<'a>(&'a Engine);
 impl Serialize for DevicesView<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let engine = self.0;
-        ser.collect_seq(
-            engine
-                .devices
-                .iter()
-                .filter(|d| !d.slots.is_empty())
-                .map(|dev| DeviceView {
-                    id: &dev.id,
-                    last_seen_ms: dev.last_seen_ms,
-                    rules: RulesView { engine, dev },
-                }),
-        )
+        ser.collect_seq(engine.devices.iter().map(|dev| DeviceView {
+            id: &dev.id,
+            last_seen_ms: dev.last_seen_ms,
+            rules: RulesView { engine, dev },
+        }))
     }
 }
 
@@ -314,12 +311,19 @@ impl Serialize for DevicesView<'_> {
 struct DeviceView<'a> {
     id: &'a str,
     last_seen_ms: u64,
+    #[serde(skip_serializing_if = "RulesView::is_empty")]
     rules: RulesView<'a>,
 }
 
 struct RulesView<'a> {
     engine: &'a Engine,
     dev: &'a DeviceState,
+}
+
+impl RulesView<'_> {
+    fn is_empty(&self) -> bool {
+        self.dev.slots.is_empty()
+    }
 }
 
 impl Serialize for RulesView<'_> {
@@ -512,9 +516,14 @@ impl Engine {
     pub fn close(&mut self, device: &str, rule: usize) {
         if let Some(d) = self.device(device) {
             let dev = &mut self.devices[d];
+            let absence = matches!(
+                self.rules.get(rule).map(|r| &r.trigger),
+                Some(Trigger::Absent { .. })
+            );
             if let Some(slot) = dev.slots.iter_mut().find(|s| s.rule as usize == rule) {
                 if matches!(slot.phase, Phase::Firing | Phase::Latched) {
-                    slot.phase = Phase::Idle;
+                    // An absence alert would open again at once: the device is still silent.
+                    slot.phase = if absence { Phase::Closed } else { Phase::Idle };
                     slot.values = Readings::default();
                     slot.memory = Memory::None;
                 }
@@ -554,30 +563,19 @@ impl Engine {
         self.devices.iter().map(|d| d.slots.len()).sum()
     }
 
-    /// Every device's state, its last-heard time included.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot_of(|_| true)
-    }
-
-    /// The state of the devices with a timer, a window or an open alert: what a gateway saves.
-    /// The others' last-heard times are left out; after a restart [`Engine::resume`] counts every
-    /// device as heard from then.
-    pub fn snapshot_active(&self) -> Snapshot {
-        self.snapshot_of(|d| !d.slots.is_empty())
-    }
-
-    /// [`Engine::snapshot_active`] without building it: it serializes to the same form, read
-    /// back as a [`Snapshot`], and costs no memory beyond the output however many devices hold
-    /// state.
-    pub fn active_view(&self) -> impl Serialize + '_ {
+    /// [`Engine::snapshot`] without building it, for saving: it serializes to the same form,
+    /// read back as a [`Snapshot`], and costs no memory beyond the output however many devices
+    /// there are.
+    pub fn view(&self) -> impl Serialize + '_ {
         SnapshotView { engine: self }
     }
 
-    fn snapshot_of(&self, keep: impl Fn(&DeviceState) -> bool) -> Snapshot {
+    /// Every device's state, its last-heard time included: replaying the journal after a
+    /// restart needs to know how long each device had been quiet.
+    pub fn snapshot(&self) -> Snapshot {
         let devices = self
             .devices
             .iter()
-            .filter(|d| keep(d))
             .map(|dev| DeviceSnapshot {
                 id: dev.id.to_string(),
                 last_seen_ms: dev.last_seen_ms,
@@ -688,6 +686,10 @@ impl Engine {
                     ));
                 }
             }
+            Phase::Closed => out.push(
+                "a person closed its alert; it opens again only after the device is heard from"
+                    .into(),
+            ),
             Phase::Idle => {}
         }
         match &rule.trigger {
@@ -808,6 +810,40 @@ fn minute_of_day(ms: u64, offset_min: i32) -> u32 {
 fn in_hours(rule: &Rule, at_ms: u64, offset_min: i32) -> bool {
     rule.during
         .is_none_or(|w| w.contains(minute_of_day(at_ms, offset_min)))
+}
+
+/// The first instant at or after `t` inside the rule's hours: when a timer that ran out at `t`
+/// opens its alert, whenever the clock happens to tick.
+fn next_in_hours(rule: &Rule, t: u64, offset_min: i32) -> u64 {
+    let Some(w) = rule.during else { return t };
+    let m = minute_of_day(t, offset_min);
+    if w.contains(m) {
+        return t;
+    }
+    let wait = u64::from((w.start + 1440 - m) % 1440);
+    t - t % 60_000 + wait * 60_000
+}
+
+/// When `limit` of time inside the rule's hours has passed since `from` (all time counts
+/// without hours): a night's sleep is not inactivity, and yesterday's quiet hours count.
+fn reached(rule: &Rule, from: u64, limit: u64, offset_min: i32) -> u64 {
+    let Some(w) = rule.during else {
+        return from.saturating_add(limit);
+    };
+    let (mut t, mut left) = (from, limit);
+    // Each turn uses up one day's window; limits are at most 30 days, windows never empty.
+    for _ in 0..400 {
+        t = next_in_hours(rule, t, offset_min);
+        let m = minute_of_day(t, offset_min);
+        let window_end = t - t % 60_000 + u64::from((w.end + 1440 - m) % 1440) * 60_000;
+        let available = window_end - t;
+        if left <= available {
+            return t + left;
+        }
+        left -= available;
+        t = window_end;
+    }
+    u64::MAX
 }
 
 fn absent_limit(after: &AbsentFor, report_every_s: u32) -> u64 {
@@ -932,9 +968,9 @@ fn on_message(
         } => {
             // A timer that ran out before this message opens first: the condition held until now.
             if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Pending) {
-                let due = slot.since_ms + hold_ms;
-                if msg.at_ms > due && in_hours(rule, due, offset) {
-                    open_pending(&emit, when, *hold_ms, slot, msg.at_ms, due, out);
+                let opens = next_in_hours(rule, slot.since_ms + hold_ms, offset);
+                if msg.at_ms >= opens {
+                    open_pending(&emit, when, *hold_ms, slot, msg.at_ms, opens, out);
                 }
             }
             let Some(values) = gather(when, msg.data) else {
@@ -964,18 +1000,18 @@ fn on_message(
                         slot.seq = msg.seq;
                     }
                     slot.values = shared(cache, msg.data);
-                    let due = slot.since_ms + hold_ms;
-                    if msg.at_ms >= due && hours {
+                    let opens = next_in_hours(rule, slot.since_ms + hold_ms, offset);
+                    if msg.at_ms >= opens {
                         let mut why = when.explain(&values);
                         if *hold_ms > 0 {
                             why.push(format!(
                                 "held for {} (for = {})",
-                                show_ms(msg.at_ms - slot.since_ms),
+                                show_ms(msg.at_ms.saturating_sub(slot.since_ms)),
                                 show_ms(*hold_ms)
                             ));
                         }
                         slot.phase = Phase::Firing;
-                        slot.since_ms = due;
+                        slot.since_ms = opens;
                         emit.push(
                             out,
                             Change::Opened,
@@ -1001,7 +1037,20 @@ fn on_message(
                         emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why);
                     }
                 }
-                Phase::Idle | Phase::Latched => {}
+                Phase::Latched if held => {
+                    // Back while it waits for a person: the same alert, firing again.
+                    slot.phase = Phase::Firing;
+                    let why = when.explain(&values);
+                    emit.push(
+                        out,
+                        Change::Updated,
+                        msg.at_ms,
+                        slot,
+                        shared(cache, msg.data),
+                        why,
+                    );
+                }
+                Phase::Idle | Phase::Latched | Phase::Closed => {}
             }
         }
         Trigger::Event {
@@ -1029,13 +1078,13 @@ fn on_message(
                             times.remove(0);
                         }
                         let first = times[0];
-                        let enough =
-                            times.len() >= c.at_least as usize && msg.at_ms - first < c.within_ms;
+                        let enough = times.len() >= c.at_least as usize
+                            && msg.at_ms.saturating_sub(first) < c.within_ms;
                         if enough {
                             why.push(format!(
                                 "{} times `{event}` within {}",
                                 c.at_least,
-                                show_ms(msg.at_ms - first)
+                                show_ms(msg.at_ms.saturating_sub(first))
                             ));
                         }
                         enough
@@ -1047,6 +1096,7 @@ fn on_message(
                 why.insert(0, format!("the device reported `{event}`"));
                 match slot.phase {
                     Phase::Firing | Phase::Latched => {
+                        slot.phase = Phase::Firing;
                         emit.push(
                             out,
                             Change::Updated,
@@ -1116,7 +1166,7 @@ fn on_message(
             let why = || {
                 vec![format!(
                     "{reading} went from {v0} to {v} in {} ({} by {by} within {})",
-                    show_ms(msg.at_ms - t0),
+                    show_ms(msg.at_ms.saturating_sub(t0)),
                     if rise { "rise" } else { "fall" },
                     show_ms(*within_ms)
                 )]
@@ -1138,6 +1188,17 @@ fn on_message(
                 }
                 Phase::Firing if moved < *by => {
                     emit.end(out, slot, msg.at_ms, shared(cache, msg.data), why())
+                }
+                Phase::Latched if moved >= *by => {
+                    slot.phase = Phase::Firing;
+                    emit.push(
+                        out,
+                        Change::Updated,
+                        msg.at_ms,
+                        slot,
+                        shared(cache, msg.data),
+                        why(),
+                    );
                 }
                 _ => {}
             }
@@ -1162,6 +1223,10 @@ fn on_message(
                 }
             };
             if changed {
+                if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Closed) {
+                    // Heard from again: the next silence may open a new alert.
+                    slot.phase = Phase::Idle;
+                }
                 if let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Firing) {
                     let why = match what {
                         Absence::Messages => "the device reported again".to_string(),
@@ -1188,7 +1253,7 @@ fn open_pending(
         .unwrap_or_default();
     why.push(format!(
         "held for {} with no message saying otherwise (for = {})",
-        show_ms(opened_ms - slot.since_ms),
+        show_ms(opened_ms.saturating_sub(slot.since_ms)),
         show_ms(hold_ms)
     ));
     slot.phase = Phase::Firing;
@@ -1221,17 +1286,12 @@ fn on_tick(
             let Some(slot) = find_slot(slots, r).filter(|s| s.phase == Phase::Pending) else {
                 return;
             };
-            let due = slot.since_ms + hold_ms;
-            if now < due || !in_hours(rule, now, offset) {
-                return;
+            // The instant it had held long enough (or its hours began after that), whenever the
+            // clock happens to tick: a replay opens the same alert.
+            let opens = next_in_hours(rule, slot.since_ms + hold_ms, offset);
+            if now >= opens {
+                open_pending(&emit, when, *hold_ms, slot, now, opens, out);
             }
-            // The instant it had held long enough, if that was within its hours.
-            let opened = if in_hours(rule, due, offset) {
-                due
-            } else {
-                now
-            };
-            open_pending(&emit, when, *hold_ms, slot, now, opened, out);
         }
         Trigger::Event {
             event,
@@ -1272,31 +1332,24 @@ fn on_tick(
                 }
                 _ => *last_seen_ms,
             };
-            // With hours, only time inside them counts: a night's sleep is not inactivity.
-            let counted_from = match rule.during {
-                None => quiet_since,
-                Some(w) => {
-                    let m = minute_of_day(now, offset);
-                    if !w.contains(m) {
-                        return;
-                    }
-                    let into = u64::from((m + 1440 - w.start) % 1440) * 60_000 + now % 60_000;
-                    quiet_since.max(now.saturating_sub(into))
-                }
-            };
-            if now >= counted_from + limit {
+            let opens = reached(rule, quiet_since, limit, offset);
+            if now >= opens {
                 let what_text = match what {
                     Absence::Messages => "no message from the device".to_string(),
                     Absence::Change(r) => format!("no change in `{r}`"),
                 };
+                let hours = if rule.during.is_some() {
+                    " of its hours"
+                } else {
+                    ""
+                };
                 let why = vec![format!(
-                    "{what_text} for {} (limit {})",
-                    show_ms(now - counted_from),
+                    "{what_text} for {}{hours} since {quiet_since}",
                     show_ms(limit)
                 )];
                 let slot = slot_of(slots, r);
                 slot.phase = Phase::Firing;
-                slot.since_ms = counted_from + limit;
+                slot.since_ms = opens;
                 slot.seq = 0;
                 emit.push(out, Change::Opened, now, slot, Readings::default(), why);
             }
@@ -1696,14 +1749,176 @@ message = { zh-CN = "x", en = "x" }
     }
 
     #[test]
-    fn the_borrowed_view_reads_back_as_the_active_snapshot() {
+    fn the_borrowed_view_reads_back_as_the_snapshot() {
         let mut e = engine(DAY);
         feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
         feed(&mut e, "sos1", 1, DAY, Some("sos_pressed"), &[]);
-        let view = serde_json::to_string(&e.active_view()).unwrap();
-        assert_eq!(view, serde_json::to_string(&e.snapshot_active()).unwrap());
+        let view = serde_json::to_string(&e.view()).unwrap();
+        assert_eq!(view, serde_json::to_string(&e.snapshot()).unwrap());
         let back: Snapshot = serde_json::from_str(&view).unwrap();
-        assert_eq!(back.devices.len(), 2);
+        assert_eq!(back.devices.len(), 4);
+        assert_eq!(
+            back.devices.iter().filter(|d| !d.rules.is_empty()).count(),
+            2
+        );
+    }
+
+    const HOURS: &str = r#"
+[[rule]]
+name = "door_at_night"
+severity = "major"
+kind = "manhole"
+when = "cover_open"
+for = "10m"
+during = "22:00-06:00"
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "quiet"
+severity = "major"
+kind = "sos"
+absent = { change = "last_motion_ts", for = "4h" }
+during = "07:00-21:00"
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "gone"
+severity = "minor"
+kind = "elevator"
+absent = { for = "10m" }
+message = { zh-CN = "x", en = "x" }
+
+[[rule]]
+name = "gas"
+severity = "critical"
+kind = "manhole"
+when = "water_cm >= 50"
+clear = "water_cm < 20"
+message = { zh-CN = "x", en = "x" }
+"#;
+
+    /// The transitions of one rule.
+    fn only(rule: usize, ts: Vec<Transition>) -> Vec<Transition> {
+        ts.into_iter().filter(|t| t.rule == rule).collect()
+    }
+
+    #[test]
+    fn a_timer_that_runs_out_outside_its_hours_opens_when_they_begin_on_every_path() {
+        let h = |hh: u64, mm: u64| DAY + (hh * 60 + mm) * MIN;
+        let open = [("cover_open", Val::Bool(true))];
+        // By the clock.
+        let mut e = engine_with(HOURS, h(21, 0));
+        feed(&mut e, "mh1", 1, h(21, 55), None, &open);
+        assert!(
+            only(0, tick(&mut e, h(21, 59))).is_empty(),
+            "due at 22:05, not yet"
+        );
+        assert!(only(0, tick(&mut e, h(22, 4))).is_empty());
+        let by_clock = only(0, tick(&mut e, h(22, 7)));
+        assert_eq!(by_clock[0].opened_ms, h(22, 5));
+        // By a message that came after the timer ran out, with no tick between.
+        let mut e = engine_with(HOURS, h(21, 0));
+        feed(&mut e, "mh1", 1, h(21, 55), None, &open);
+        let by_message = feed(&mut e, "mh1", 2, h(22, 30), None, &open);
+        assert_eq!(by_message[0].opened_ms, h(22, 5));
+        // Due at 21:00 (outside), it opens when the hours begin at 22:00, not at the tick.
+        let mut e = engine_with(HOURS, h(20, 0));
+        feed(&mut e, "mh1", 1, h(20, 50), None, &open);
+        assert_eq!(only(0, tick(&mut e, h(22, 0) + 700))[0].opened_ms, h(22, 0));
+    }
+
+    #[test]
+    fn a_message_exactly_at_the_due_time_opens_as_a_tick_would() {
+        let mut e = engine(DAY);
+        feed(&mut e, "mh1", 1, DAY, None, &water(85.0));
+        let at_due = feed(&mut e, "mh1", 2, DAY + 2 * MIN, None, &water(10.0));
+        let changes: Vec<Change> = at_due
+            .iter()
+            .filter(|t| t.rule == 0)
+            .map(|t| t.change)
+            .collect();
+        assert_eq!(changes, [Change::Opened, Change::Resolved]);
+    }
+
+    #[test]
+    fn quiet_hours_add_up_across_days() {
+        let h = |hh: u64, mm: u64| DAY + (hh * 60 + mm) * MIN;
+        let mut e = engine_with(HOURS, h(17, 0));
+        feed(
+            &mut e,
+            "sos1",
+            1,
+            h(18, 0),
+            None,
+            &[("last_motion_ts", Val::Num(1.0))],
+        );
+        // 18:00–21:00 counts 3 hours; the night none; 07:00–08:00 the fourth.
+        let sos1 = |ts: Vec<Transition>| {
+            only(1, ts)
+                .into_iter()
+                .filter(|t| &*t.device == "sos1")
+                .collect::<Vec<_>>()
+        };
+        // sos2 was last heard at 17:00, so it opens at 21:00; sos1 moved at 18:00.
+        assert!(sos1(tick(&mut e, h(21, 0))).is_empty());
+        assert!(sos1(tick(&mut e, h(24 + 7, 59))).is_empty());
+        let opened = sos1(tick(&mut e, h(24 + 8, 0) + 500));
+        assert_eq!(opened[0].opened_ms, h(24 + 8, 0));
+    }
+
+    #[test]
+    fn a_closed_absence_alert_waits_for_the_device_before_opening_again() {
+        let mut e = engine_with(HOURS, DAY);
+        let gone = e.rule_index("gone").unwrap();
+        let opened = tick(&mut e, DAY + 11 * MIN);
+        assert!(opened
+            .iter()
+            .any(|t| t.rule == gone && t.change == Change::Opened));
+        e.close("el1", gone);
+        assert!(
+            tick(&mut e, DAY + 12 * MIN).iter().all(|t| t.rule != gone),
+            "not the same alert again"
+        );
+        feed(&mut e, "el1", 1, DAY + 13 * MIN, None, &[]);
+        let again = tick(&mut e, DAY + 24 * MIN);
+        assert!(again
+            .iter()
+            .any(|t| t.rule == gone && t.opened_ms == DAY + 23 * MIN));
+    }
+
+    #[test]
+    fn a_latched_alert_fires_again_when_its_condition_returns() {
+        let mut e = engine_with(HOURS, DAY);
+        let level = |cm: f64| [("water_cm", Val::Num(cm))];
+        assert_eq!(
+            feed(&mut e, "mh1", 1, DAY, None, &level(60.0))[0].change,
+            Change::Opened
+        );
+        assert_eq!(
+            feed(&mut e, "mh1", 2, DAY + 1, None, &level(10.0))[0].change,
+            Change::Cleared
+        );
+        assert_eq!(
+            feed(&mut e, "mh1", 3, DAY + 2, None, &level(70.0))[0].change,
+            Change::Updated
+        );
+        assert!(!e.open_alerts()[0].cleared, "firing again, not cleared");
+        assert_eq!(
+            feed(&mut e, "mh1", 4, DAY + 3, None, &level(10.0))[0].change,
+            Change::Cleared
+        );
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_does_not_panic() {
+        let mut e = engine(DAY);
+        let ev = Some("stopped_outside_door_zone");
+        feed(&mut e, "el1", 1, DAY + 10 * MIN, ev, &[]);
+        feed(&mut e, "el1", 2, DAY + 5 * MIN, ev, &[]);
+        feed(&mut e, "el1", 3, DAY, ev, &[]);
+        feed(&mut e, "mh1", 1, DAY + 10 * MIN, None, &water(10.0));
+        feed(&mut e, "mh1", 2, DAY, None, &water(90.0));
+        tick(&mut e, DAY - MIN);
     }
 
     #[test]

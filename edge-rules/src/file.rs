@@ -151,7 +151,12 @@ impl RuleSet {
             for (i, raw_rule) in raw.rule.iter().enumerate() {
                 // A rule's text runs to the next rule: its fingerprint covers every field.
                 let end = starts.get(i + 1).copied().unwrap_or(text.len());
-                if let Some(rule) = c.rule(raw_rule, end) {
+                if let Some(mut rule) = c.rule(raw_rule, end) {
+                    if rule.during.is_some() {
+                        // Its hours mean other instants under another offset.
+                        let with_offset = format!("{}/{utc_offset_min}", rule.fingerprint);
+                        rule.fingerprint = fnv1a(with_offset.as_bytes());
+                    }
                     if let Some(first) = rules.iter().find(|r| r.name == rule.name) {
                         c.problem(
                             raw_rule.get_ref().name.span().start,
@@ -265,7 +270,12 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn problem(&mut self, at: usize, message: &str, hint: Option<&str>) {
-        let at = at.min(self.text.len());
+        // Offsets inside strings count decoded characters: with escapes before them they can
+        // land inside a character of the file, so step back to one's start.
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
         let before = &self.text[..at];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -677,7 +687,7 @@ impl Checker<'_> {
                 .unwrap_or(raw.severity == Severity::Critical),
             message_zh: zh?,
             message_en: en?,
-            fingerprint: fnv1a(&self.text.as_bytes()[start..end.max(start)]),
+            fingerprint: fnv1a(canonical(&self.text[start..end.max(start)]).as_bytes()),
             line: self.text[..start].matches('\n').count() + 1,
         })
     }
@@ -758,6 +768,16 @@ fn is_rule_name(s: &str) -> bool {
         && b[0].is_ascii_lowercase()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// A rule's text without blank lines, comment lines and surrounding spaces: what its fingerprint
+/// covers, so that a comment or a rule added after it does not count as a change to it.
+fn canonical(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A hash that stays the same across Rust releases, unlike the standard library's.
@@ -950,6 +970,28 @@ message = {{ zh-CN = "{{device}} 离线", en = "{{device}} offline" }}
         assert!(p[0].message.contains("second rule named `w`"), "{p:?}");
         let p = problems(&format!("utc_offset = \"UTC+8\"\n{twice}"));
         assert!(p[0].hint.as_deref().unwrap().contains("+08:00"), "{p:?}");
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_the_rule_and_not_with_what_follows_it() {
+        let one = format!("[[rule]]\nname = \"w\"\nseverity = \"major\"\nkind = \"manhole\"\nwhen = \"cover_open\"\n{MSG}\n");
+        let print = |text: &str| parse(text).unwrap().rules[0].fingerprint;
+        let base = print(&one);
+        let two = format!("{one}\n# a comment\n\n[[rule]]\nname = \"v\"\nseverity = \"major\"\nkind = \"manhole\"\nwhen = \"cover_open\"\n{MSG}\n");
+        assert_eq!(print(&two), base);
+        assert_ne!(print(&one.replace("cover_open", "not cover_open")), base);
+        let hours = one.replace("when", "during = \"08:00-18:00\"\nwhen");
+        assert_ne!(
+            print(&format!("utc_offset = \"+07:00\"\n{hours}")),
+            print(&hours)
+        );
+    }
+
+    #[test]
+    fn an_escape_before_a_mistake_does_not_break_the_report() {
+        let p = problems("[[rule]]\nname = \"w\"\nseverity = \"major\"\nkind = \"manhole\"\nwhen = \"cover_open\"\nmessage = { zh-CN = \"\\\"水{waterlevel}\", en = \"x\" }\n");
+        assert_eq!(p[0].line, 6);
+        assert!(p[0].message.contains("waterlevel"), "{p:?}");
     }
 
     #[test]

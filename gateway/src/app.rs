@@ -98,8 +98,20 @@ impl Gateway {
             );
             None
         });
-        let resume_from = saved.map(|saved| {
+        let resume_from = saved.map(|mut saved| {
             let restored = engine.restore(&saved.engine);
+            // Records staged but lost in a crash are not in the journal: resume at its end, and
+            // say so in the file, so that records written from there on are not skipped later.
+            let end = journal.end();
+            if saved.position() > end {
+                saved.segment = end.segment;
+                saved.offset = end.offset;
+                let written = crate::rules::state::write(journal.dir(), &saved)
+                    .and_then(|f| crate::rules::state::commit(journal.dir(), f));
+                if let Err(e) = written {
+                    tracing::error!("cannot correct the saved rule state's position: {e}");
+                }
+            }
             let position = saved.position();
             engine.set_silences(saved.silences);
             tracing::info!(restored, "rule engine state restored");

@@ -51,7 +51,7 @@ impl Default for RulesConfig {
     fn default() -> Self {
         Self {
             path: None,
-            save_every_secs: 10,
+            save_every_secs: 30,
         }
     }
 }

@@ -184,7 +184,7 @@ impl Pipeline {
                 offset: fed.offset,
                 saved_ms: crate::clock::now_ms(),
                 silences: engine.silences(),
-                engine: engine.active_view(),
+                engine: engine.view(),
             };
             let written = state::write(&dir, &view);
             (written, fed, engine.active(), dir)

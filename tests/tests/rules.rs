@@ -240,3 +240,71 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
     gateway.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    let registry = Registry::parse(&registry_text(&hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let secrets = Secrets {
+        api_token: Some("t0ken".into()),
+        ..Secrets::default()
+    };
+    let gateway = Gateway::start(config, registry, secrets).await?;
+    let url = format!("http://{}", gateway.http_addr());
+    gridwatch_e2e::wait_ready(&url).await?;
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+    let first = hook.next(Duration::from_secs(10)).await?.json()["data"].clone();
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(2))
+        .await?;
+    assert!(
+        hook.next(Duration::from_secs(1)).await.is_err(),
+        "a second press while the first is open updates it"
+    );
+
+    let close = format!(
+        "{url}/api/v1/alerts/{}/close",
+        first["alert_id"].as_str().unwrap_or_default()
+    );
+    let note = serde_json::json!({"by": "王芳", "note": "老人误按，已上门确认安全"});
+    let denied = http()
+        .post(&close)
+        .bearer_auth("wrong")
+        .json(&note)
+        .send()
+        .await?;
+    assert_eq!(denied.status(), 401);
+    let closed = http()
+        .post(&close)
+        .bearer_auth("t0ken")
+        .json(&note)
+        .send()
+        .await?;
+    assert_eq!(closed.status(), 200);
+    let closed: serde_json::Value = closed.json().await?;
+    assert_eq!(closed["state"], "closed");
+    assert_eq!(closed["closed"]["by"], "王芳");
+    let again = http()
+        .post(&close)
+        .bearer_auth("t0ken")
+        .json(&note)
+        .send()
+        .await?;
+    assert_eq!(again.status(), 409);
+
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(3))
+        .await?;
+    let next = hook.next(Duration::from_secs(10)).await?.json()["data"].clone();
+    assert_eq!(next["rule"], "sos_pressed");
+    assert_ne!(next["alert_id"], first["alert_id"], "a new case");
+    gateway.shutdown().await;
+    Ok(())
+}

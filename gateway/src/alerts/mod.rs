@@ -92,6 +92,35 @@ pub struct Alert {
     pub resolved_at: Option<u64>,
     /// The maintenance window that kept it from paging anyone, if one did.
     pub silenced_by: Option<String>,
+    /// Who closed it, when, and the note they left.
+    pub closed: Option<Closure>,
+}
+
+/// How an alert was closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Closure {
+    /// Who closed it.
+    pub by: String,
+    /// What they found and did.
+    pub note: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// Why an alert could not be closed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CloseError {
+    /// No alert has this id.
+    #[error("there is no alert {0}")]
+    NotFound(String),
+    /// It is closed already.
+    #[error("alert {id} was closed already, by {by}")]
+    AlreadyClosed {
+        /// The alert.
+        id: String,
+        /// Who closed it.
+        by: String,
+    },
 }
 
 /// The readings and reasons behind an alert.
@@ -209,6 +238,7 @@ impl AlertBook {
             condition_cleared_at: None,
             resolved_at: None,
             silenced_by: o.silenced_by,
+            closed: None,
         };
         self.open.insert(key, self.alerts.len());
         self.alerts.push(alert.clone());
@@ -240,6 +270,40 @@ impl AlertBook {
         a.resolved_at = Some(at_ms);
         a.updated_at = a.updated_at.max(at_ms);
         Some(a.clone())
+    }
+
+    /// A person closes the alert `alert_id` with a note; the next occurrence opens a new alert.
+    pub fn close(
+        &mut self,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+        at_ms: u64,
+    ) -> Result<Alert, CloseError> {
+        let i = self
+            .alerts
+            .iter()
+            .position(|a| a.alert_id == alert_id)
+            .ok_or_else(|| CloseError::NotFound(alert_id.to_owned()))?;
+        let a = &mut self.alerts[i];
+        if let Some(c) = &a.closed {
+            return Err(CloseError::AlreadyClosed {
+                id: alert_id.to_owned(),
+                by: c.by.clone(),
+            });
+        }
+        a.state = State::Closed;
+        a.updated_at = a.updated_at.max(at_ms);
+        a.closed = Some(Closure {
+            by: by.to_owned(),
+            note: note.to_owned(),
+            at_ms,
+        });
+        let key = (a.device.id.clone(), a.rule.clone());
+        if self.open.get(&key) == Some(&i) {
+            self.open.remove(&key);
+        }
+        Ok(self.alerts[i].clone())
     }
 
     fn open_mut(&mut self, device: &str, rule: &str) -> Option<&mut Alert> {
@@ -345,6 +409,30 @@ mod tests {
             Fired::Opened(_)
         ));
         assert_eq!(book.list().len(), 2);
+    }
+
+    #[test]
+    fn a_person_closes_an_alert_once_and_the_next_opening_is_new() {
+        let mut book = AlertBook::default();
+        let d = device("s1");
+        book.open(opening(&d, None, "id-1", 10));
+        let closed = book
+            .close("id-1", "王芳", "老人误按，已上门确认安全", 20)
+            .unwrap();
+        assert_eq!(closed.state, State::Closed);
+        assert_eq!(closed.closed.as_ref().unwrap().by, "王芳");
+        assert!(matches!(
+            book.close("id-1", "李军", "x", 30),
+            Err(CloseError::AlreadyClosed { .. })
+        ));
+        assert!(matches!(
+            book.close("nope", "x", "x", 30),
+            Err(CloseError::NotFound(_))
+        ));
+        assert!(matches!(
+            book.open(opening(&d, None, "id-2", 40)),
+            Fired::Opened(_)
+        ));
     }
 
     #[test]

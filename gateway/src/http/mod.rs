@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gridwatch_edge_rules::Engine;
 
@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/{id}/close", post(rules::close_alert))
         .route("/api/v1/kinds", get(list_kinds))
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/{rule}/why/{device}", get(rules::why))

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub alerts_ended: IntCounterVec,
     /// Alerts opened during a maintenance window, which paged nobody, by rule.
     pub alerts_silenced: IntCounterVec,
+    /// Alerts a person closed, by rule.
+    pub alerts_closed: IntCounterVec,
     /// Rule engine timers, windows and open alerts held (device and rule pairs).
     pub rules_active: IntGauge,
     /// Saves of the rule engine's state, by outcome (saved, failed).
@@ -190,6 +192,12 @@ impl Metrics {
                 &r,
                 "gridwatch_alerts_silenced_total",
                 "Alerts opened during a maintenance window; they paged nobody.",
+                &["rule"],
+            ),
+            alerts_closed: counter_vec(
+                &r,
+                "gridwatch_alerts_closed_total",
+                "Alerts a person closed.",
                 &["rule"],
             ),
             rules_active: gauge(

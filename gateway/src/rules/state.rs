@@ -50,7 +50,7 @@ pub struct SavedView<'a, E: Serialize> {
     pub saved_ms: u64,
     /// See [`Saved::silences`].
     pub silences: &'a [Silence],
-    /// The engine's [`gridwatch_edge_rules::Engine::active_view`].
+    /// The engine's [`gridwatch_edge_rules::Engine::view`].
     pub engine: E,
 }
 
