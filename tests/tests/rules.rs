@@ -269,10 +269,35 @@ async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
         "a second press while the first is open updates it"
     );
 
-    let close = format!(
-        "{url}/api/v1/alerts/{}/close",
+    let alert = format!(
+        "{url}/api/v1/alerts/{}",
         first["alert_id"].as_str().unwrap_or_default()
     );
+    let who = serde_json::json!({"by": "王芳"});
+    let acked = http()
+        .post(format!("{alert}/acknowledge"))
+        .bearer_auth("t0ken")
+        .json(&who)
+        .send()
+        .await?;
+    assert_eq!(acked.status(), 200);
+    let twice = http()
+        .post(format!("{alert}/acknowledge"))
+        .bearer_auth("t0ken")
+        .json(&who)
+        .send()
+        .await?;
+    assert_eq!(twice.status(), 409);
+    let why = twice.text().await?;
+    assert!(why.contains("acknowledged already"), "{why}");
+    let no_note = http()
+        .post(format!("{alert}/close"))
+        .bearer_auth("t0ken")
+        .json(&who)
+        .send()
+        .await?;
+    assert_eq!(no_note.status(), 422, "a case is closed with a note");
+    let close = format!("{alert}/close");
     let note = serde_json::json!({"by": "王芳", "note": "老人误按，已上门确认安全"});
     let denied = http()
         .post(&close)
@@ -298,6 +323,13 @@ async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(again.status(), 409);
+    let timeline: serde_json::Value = http().get(&alert).send().await?.json().await?;
+    let states: Vec<&str> = timeline["timeline"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|s| s["state"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(states, ["firing", "acknowledged", "closed"]);
+    assert_eq!(timeline["timeline"][2]["note"], "老人误按，已上门确认安全");
 
     device
         .publish("gw/v1/yg/sos-301/event", &sos_pressed(3))

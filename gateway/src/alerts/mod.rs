@@ -5,6 +5,7 @@
 //! behind it. While an alert for a device and rule is open, a new opening updates it instead of
 //! opening a second one.
 
+pub mod lifecycle;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -93,34 +94,36 @@ pub struct Alert {
     /// The maintenance window that kept it from paging anyone, if one did.
     pub silenced_by: Option<String>,
     /// Who closed it, when, and the note they left.
-    pub closed: Option<Closure>,
+    pub closed: Option<Step>,
+    /// Everything that happened to it, oldest first: who moved it where, when, with what note.
+    pub timeline: Vec<Step>,
 }
 
-/// How an alert was closed.
+/// One entry of an alert's timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Closure {
-    /// Who closed it.
+pub struct Step {
+    /// The state after it.
+    pub state: State,
+    /// Who: a worker's name, or `gridwatch` for the rules.
     pub by: String,
-    /// What they found and did.
-    pub note: String,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// What was found, done or seen.
+    pub note: Option<String>,
 }
 
-/// Why an alert could not be closed.
+/// The rules' name in timelines.
+pub const RULES: &str = "gridwatch";
+
+/// Why a person's action was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CloseError {
+pub enum ActError {
     /// No alert has this id.
     #[error("there is no alert {0}")]
     NotFound(String),
-    /// It is closed already.
-    #[error("alert {id} was closed already, by {by}")]
-    AlreadyClosed {
-        /// The alert.
-        id: String,
-        /// Who closed it.
-        by: String,
-    },
+    /// The action does not apply in the alert's state.
+    #[error(transparent)]
+    Wrong(#[from] lifecycle::WrongTransition),
 }
 
 /// The readings and reasons behind an alert.
@@ -239,6 +242,12 @@ impl AlertBook {
             resolved_at: None,
             silenced_by: o.silenced_by,
             closed: None,
+            timeline: vec![Step {
+                state: State::Firing,
+                by: RULES.into(),
+                at_ms: o.opened_ms,
+                note: None,
+            }],
         };
         self.open.insert(key, self.alerts.len());
         self.alerts.push(alert.clone());
@@ -250,7 +259,14 @@ impl AlertBook {
         let a = self.open_mut(device, rule)?;
         a.occurrences += 1;
         a.updated_at = a.updated_at.max(at_ms);
-        a.condition_cleared_at = None;
+        if a.condition_cleared_at.take().is_some() {
+            a.timeline.push(Step {
+                state: a.state,
+                by: RULES.into(),
+                at_ms,
+                note: Some("the condition is back".into()),
+            });
+        }
         Some(a.clone())
     }
 
@@ -259,6 +275,12 @@ impl AlertBook {
         let a = self.open_mut(device, rule)?;
         a.condition_cleared_at = Some(at_ms);
         a.updated_at = a.updated_at.max(at_ms);
+        a.timeline.push(Step {
+            state: a.state,
+            by: RULES.into(),
+            at_ms,
+            note: Some("the condition cleared; a person closes the case".into()),
+        });
         Some(a.clone())
     }
 
@@ -266,42 +288,60 @@ impl AlertBook {
     pub fn resolve(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
         let i = self.open.remove(&(Arc::from(device), rule.to_owned()))?;
         let a = &mut self.alerts[i];
-        a.state = State::Resolved;
         a.resolved_at = Some(at_ms);
         a.updated_at = a.updated_at.max(at_ms);
+        if a.state != State::Resolved {
+            a.state = State::Resolved;
+            a.timeline.push(Step {
+                state: State::Resolved,
+                by: RULES.into(),
+                at_ms,
+                note: Some("the condition ended".into()),
+            });
+        }
         Some(a.clone())
     }
 
-    /// A person closes the alert `alert_id` with a note; the next occurrence opens a new alert.
-    pub fn close(
+    /// The alert with this id.
+    pub fn get(&self, alert_id: &str) -> Option<&Alert> {
+        self.alerts.iter().find(|a| a.alert_id == alert_id)
+    }
+
+    /// A person acts on the alert `alert_id`. A closed alert makes room: the next occurrence of
+    /// its condition opens a new one.
+    pub fn act(
         &mut self,
         alert_id: &str,
+        action: lifecycle::Action,
         by: &str,
-        note: &str,
+        note: Option<&str>,
         at_ms: u64,
-    ) -> Result<Alert, CloseError> {
+    ) -> Result<Alert, ActError> {
         let i = self
             .alerts
             .iter()
             .position(|a| a.alert_id == alert_id)
-            .ok_or_else(|| CloseError::NotFound(alert_id.to_owned()))?;
+            .ok_or_else(|| ActError::NotFound(alert_id.to_owned()))?;
         let a = &mut self.alerts[i];
-        if let Some(c) = &a.closed {
-            return Err(CloseError::AlreadyClosed {
-                id: alert_id.to_owned(),
-                by: c.by.clone(),
-            });
-        }
-        a.state = State::Closed;
+        a.state = lifecycle::next(a.state, action)?;
         a.updated_at = a.updated_at.max(at_ms);
-        a.closed = Some(Closure {
+        let step = Step {
+            state: a.state,
             by: by.to_owned(),
-            note: note.to_owned(),
             at_ms,
-        });
-        let key = (a.device.id.clone(), a.rule.clone());
-        if self.open.get(&key) == Some(&i) {
-            self.open.remove(&key);
+            note: note.map(str::to_owned),
+        };
+        match a.state {
+            State::Resolved => a.resolved_at = Some(at_ms),
+            State::Closed => a.closed = Some(step.clone()),
+            _ => {}
+        }
+        a.timeline.push(step);
+        if a.state == State::Closed {
+            let key = (a.device.id.clone(), a.rule.clone());
+            if self.open.get(&key) == Some(&i) {
+                self.open.remove(&key);
+            }
         }
         Ok(self.alerts[i].clone())
     }
@@ -412,27 +452,53 @@ mod tests {
     }
 
     #[test]
-    fn a_person_closes_an_alert_once_and_the_next_opening_is_new() {
+    fn people_move_an_alert_along_its_timeline_and_a_closed_one_makes_room() {
+        use lifecycle::Action;
         let mut book = AlertBook::default();
         let d = device("s1");
         book.open(opening(&d, None, "id-1", 10));
+        book.act("id-1", Action::Acknowledge, "王芳", None, 20)
+            .unwrap();
+        let err = book
+            .act("id-1", Action::Acknowledge, "李军", None, 25)
+            .unwrap_err();
+        assert!(matches!(err, ActError::Wrong(_)), "{err}");
+        book.act("id-1", Action::OnSite, "王芳", None, 30).unwrap();
+        assert!(matches!(
+            book.open(opening(&d, None, "id-x", 35)),
+            Fired::Repeated(_)
+        ));
         let closed = book
-            .close("id-1", "王芳", "老人误按，已上门确认安全", 20)
+            .act(
+                "id-1",
+                Action::Close,
+                "王芳",
+                Some("老人误按，已上门确认安全"),
+                40,
+            )
             .unwrap();
         assert_eq!(closed.state, State::Closed);
         assert_eq!(closed.closed.as_ref().unwrap().by, "王芳");
+        let states: Vec<State> = closed.timeline.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [
+                State::Firing,
+                State::Acknowledged,
+                State::OnSite,
+                State::Closed
+            ]
+        );
+        assert_eq!(closed.timeline[1].at_ms, 20);
         assert!(matches!(
-            book.close("id-1", "李军", "x", 30),
-            Err(CloseError::AlreadyClosed { .. })
+            book.act("nope", Action::Close, "x", None, 50),
+            Err(ActError::NotFound(_))
         ));
         assert!(matches!(
-            book.close("nope", "x", "x", 30),
-            Err(CloseError::NotFound(_))
-        ));
-        assert!(matches!(
-            book.open(opening(&d, None, "id-2", 40)),
+            book.open(opening(&d, None, "id-2", 60)),
             Fired::Opened(_)
         ));
+        assert_eq!(book.get("id-1").unwrap().state, State::Closed);
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The HTTP surface: health, readiness, Prometheus metrics and the API under `/api/v1`: alerts,
-//! kinds, rules (with "why did this (not) fire") and maintenance windows.
+//! The HTTP surface: health, readiness, Prometheus metrics and the API under `/api/v1`: alerts
+//! (and people's actions on them), kinds, rules (with "why did this (not) fire") and maintenance
+//! windows.
 
+mod alerts;
 mod rules;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,8 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/alerts/{id}/close", post(rules::close_alert))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{id}", get(alerts::get))
+        .route("/api/v1/alerts/{id}/{action}", post(alerts::act))
         .route("/api/v1/kinds", get(list_kinds))
         .route("/api/v1/rules", get(rules::list))
         .route("/api/v1/rules/{rule}/why/{device}", get(rules::why))
@@ -106,11 +109,6 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.encode(),
     )
-}
-
-async fn list_alerts(State(s): State<AppState>) -> impl IntoResponse {
-    let alerts = s.alerts.read().unwrap_or_else(|e| e.into_inner()).list();
-    Json(serde_json::json!({ "alerts": alerts }))
 }
 
 /// The kind catalogue: readings with types, units and ranges, events with severities, labels.

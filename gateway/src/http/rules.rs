@@ -1,6 +1,5 @@
 //! `/api/v1/rules` and `/api/v1/silences`: the rules in force, why a rule has or has not fired
-//! for a device, and the maintenance windows that keep alerts from paging anyone; and closing
-//! an alert, which the rules need to know so that the next occurrence opens a new one.
+//! for a device, and the maintenance windows that keep alerts from paging anyone.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,64 +10,7 @@ use gridwatch_edge_rules::{Scope, Silence};
 use serde::Deserialize;
 
 use super::{error, refused, AppState};
-use crate::alerts::CloseError;
 use crate::rules::describe;
-
-/// How a person closes an alert, as posted.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloseAlert {
-    /// Who closes it.
-    by: String,
-    /// What they found and did.
-    note: String,
-}
-
-/// Closes an alert with a note (needs the API token); its rule then opens a new alert the next
-/// time its condition holds.
-pub async fn close_alert(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<CloseAlert>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    if let Some(denied) = refused(&s, &headers) {
-        return denied;
-    }
-    let Json(close) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    if close.by.trim().is_empty() || close.note.trim().is_empty() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "`by` and `note` are required: a case is closed by someone, with what they found",
-        );
-    }
-    let closed = s.alerts.write().unwrap_or_else(|e| e.into_inner()).close(
-        &id,
-        &close.by,
-        &close.note,
-        crate::clock::now_ms(),
-    );
-    match closed {
-        Ok(alert) => {
-            let mut engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(rule) = engine.rule_index(&alert.rule) {
-                engine.close(&alert.device.id, rule);
-            }
-            drop(engine);
-            s.metrics
-                .alerts_closed
-                .with_label_values(&[alert.rule.as_str()])
-                .inc();
-            tracing::info!(alert_id = %alert.alert_id, by = %close.by, "alert closed: {}", close.note);
-            Json(alert).into_response()
-        }
-        Err(e @ CloseError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ CloseError::AlreadyClosed { .. }) => error(StatusCode::CONFLICT, e.to_string()),
-    }
-}
 
 /// Every rule: name, severity, what it selects, its trigger, deadline and escalation.
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
