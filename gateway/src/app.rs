@@ -135,7 +135,7 @@ impl Gateway {
         );
         let (notifier, notify_driver) =
             notify::notifier(&config.notify, signer, outbox.clone(), metrics.clone())?;
-        let (acker, mqtt_driver) =
+        let (acker, commander, mqtt_driver) =
             mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
@@ -169,6 +169,7 @@ impl Gateway {
             catalogue,
             registry: http_registry,
             engine,
+            commander,
             api_token: secrets.api_token.clone(),
         });
 

@@ -242,7 +242,7 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
+async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_press_page() -> anyhow::Result<()> {
     let mosquitto = Mosquitto::start()?;
     let hook = WebhookReceiver::start(0).await?;
     let dir = tempfile::tempdir()?;
@@ -269,6 +269,25 @@ async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
         "a second press while the first is open updates it"
     );
 
+    // The resident's button listens on its cmd topic for "help is coming".
+    let mut opts = rumqttc::MqttOptions::new("sos-301-listens", "127.0.0.1", mosquitto.port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (listener, mut events) = rumqttc::AsyncClient::new(opts, 10);
+    listener
+        .subscribe("gw/v1/yg/sos-301/cmd", rumqttc::QoS::AtLeastOnce)
+        .await?;
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await? {
+            break;
+        }
+    }
+    let command = tokio::spawn(async move {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = events.poll().await? {
+                return anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&p.payload)?);
+            }
+        }
+    });
     let alert = format!(
         "{url}/api/v1/alerts/{}",
         first["alert_id"].as_str().unwrap_or_default()
@@ -281,6 +300,10 @@ async fn closing_an_sos_lets_the_next_press_page_again() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(acked.status(), 200);
+    let help = tokio::time::timeout(Duration::from_secs(10), command).await???;
+    assert_eq!(help["cmd"], "help_coming");
+    assert_eq!(help["alert_id"], first["alert_id"]);
+    assert_eq!(help["by"], "王芳");
     let twice = http()
         .post(format!("{alert}/acknowledge"))
         .bearer_auth("t0ken")

@@ -26,6 +26,26 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Tells the resident's SOS button that a worker has taken the call: the node shows or says
+/// "help is coming" (`{"v":1,"ts":…,"cmd":"help_coming","alert_id":"…","by":"王芳"}`).
+fn help_is_coming(s: &AppState, alert: &crate::alerts::Alert, by: &str) {
+    let payload = serde_json::json!({
+        "v": 1,
+        "ts": crate::clock::now_ms(),
+        "cmd": "help_coming",
+        "alert_id": alert.alert_id,
+        "by": by,
+    });
+    let sent = s.commander.send(
+        &alert.device.community,
+        &alert.device.id,
+        payload.to_string().into_bytes(),
+    );
+    if !sent {
+        tracing::warn!(alert_id = %alert.alert_id, "cannot queue \"help is coming\" for the device: the broker queue is full");
+    }
+}
+
 /// A person's action, as posted.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +93,9 @@ pub async fn act(
     );
     match done {
         Ok(alert) => {
+            if action == Action::Acknowledge && &*alert.device.kind == "sos" {
+                help_is_coming(&s, &alert, act.by.trim());
+            }
             if action == Action::Close {
                 let mut engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(rule) = engine.rule_index(&alert.rule) {

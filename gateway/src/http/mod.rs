@@ -32,6 +32,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The rule engine.
     pub engine: Arc<Mutex<Engine>>,
+    /// Sends commands to devices ("help is coming").
+    pub commander: crate::ingest::mqtt::Commander,
     /// The bearer token writes need; `None` refuses every write.
     pub api_token: Option<String>,
 }

@@ -64,6 +64,24 @@ impl Acker {
     }
 }
 
+/// Sends commands to devices on their `cmd` topic, such as "help is coming" when a worker takes
+/// an SOS. Best effort at QoS 1: a command queued while the broker connection is down goes out
+/// when it is back, but not after a gateway restart.
+#[derive(Clone)]
+pub struct Commander {
+    client: AsyncClient,
+}
+
+impl Commander {
+    /// Queues `payload` for `gw/v1/{community}/{device}/cmd`; false if the queue is full.
+    pub fn send(&self, community: &str, device: &str, payload: Vec<u8>) -> bool {
+        let topic = format!("gw/v1/{community}/{device}/cmd");
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_ok()
+    }
+}
+
 /// The most acks written in one go.
 const ACK_BATCH: usize = 4096;
 
@@ -90,7 +108,7 @@ pub fn connect(
     cfg: &MqttConfig,
     password: Option<String>,
     metrics: Arc<Metrics>,
-) -> (Acker, MqttDriver) {
+) -> (Acker, Commander, MqttDriver) {
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
     opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs))
         .set_clean_session(false)
@@ -101,6 +119,9 @@ pub fn connect(
     }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let (tx, acks) = mpsc::unbounded_channel();
+    let commander = Commander {
+        client: client.clone(),
+    };
     let driver = MqttDriver {
         acks,
         order: AckOrder::default(),
@@ -109,7 +130,7 @@ pub fn connect(
         backoff: Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms),
         metrics,
     };
-    (Acker { tx }, driver)
+    (Acker { tx }, commander, driver)
 }
 
 impl MqttDriver {
