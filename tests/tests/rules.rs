@@ -242,7 +242,8 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_press_page() -> anyhow::Result<()> {
+async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_press_page(
+) -> anyhow::Result<()> {
     let mosquitto = Mosquitto::start()?;
     let hook = WebhookReceiver::start(0).await?;
     let dir = tempfile::tempdir()?;
@@ -353,6 +354,16 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
         .unwrap_or_default();
     assert_eq!(states, ["firing", "acknowledged", "closed"]);
     assert_eq!(timeline["timeline"][2]["note"], "老人误按，已上门确认安全");
+    let metrics = gridwatch_e2e::get_text(&format!("{url}/metrics")).await?;
+    for step in ["acknowledged", "closed"] {
+        let counted = metrics.lines().any(|l| {
+            l.starts_with("gridwatch_case_seconds_count")
+                && l.contains(&format!("step=\"{step}\""))
+                && l.contains("kind=\"sos\"")
+                && l.ends_with(" 1")
+        });
+        assert!(counted, "time to {step} is measured:\n{metrics}");
+    }
 
     device
         .publish("gw/v1/yg/sos-301/event", &sos_pressed(3))

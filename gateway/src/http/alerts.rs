@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{error, refused, AppState};
 use crate::alerts::lifecycle::Action;
 use crate::alerts::ActError;
+use crate::metrics::events::CaseStep;
 
 /// Every alert, most severe first, then oldest.
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
@@ -84,12 +85,13 @@ pub async fn act(
             "`by` is required, and `note` to close: a case is closed by someone, with what they found",
         );
     }
+    let now = crate::clock::now_ms();
     let done = s.alerts.write().unwrap_or_else(|e| e.into_inner()).act(
         &id,
         action,
         act.by.trim(),
         note,
-        crate::clock::now_ms(),
+        now,
     );
     match done {
         Ok(alert) => {
@@ -101,13 +103,13 @@ pub async fn act(
                 if let Some(rule) = engine.rule_index(&alert.rule) {
                     engine.close(&alert.device.id, rule);
                 }
-                drop(engine);
-                s.metrics
-                    .alerts_closed
-                    .with_label_values(&[alert.rule.as_str()])
-                    .inc();
             }
-            tracing::info!(alert_id = %alert.alert_id, by = %act.by, state = alert.state.as_str(), "alert {}", action.as_str());
+            CaseStep {
+                alert: &alert,
+                step: alert.state.as_str(),
+                at_ms: now,
+            }
+            .emit(&s.metrics);
             Json(alert).into_response()
         }
         Err(e @ ActError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),

@@ -212,6 +212,27 @@ impl AlertSilenced<'_> {
     }
 }
 
+/// A person moved an alert to `step` (acknowledged, on_site, resolved, closed).
+pub struct CaseStep<'a> {
+    pub alert: &'a crate::alerts::Alert,
+    pub step: &'static str,
+    pub at_ms: u64,
+}
+
+impl CaseStep<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let a = self.alert;
+        let seconds = self.at_ms.saturating_sub(a.started_at) as f64 / 1000.0;
+        m.case_seconds
+            .with_label_values(&[self.step, &*a.device.kind, a.severity.as_str()])
+            .observe(seconds);
+        if self.step == "closed" {
+            m.alerts_closed.with_label_values(&[a.rule.as_str()]).inc();
+        }
+        tracing::info!(alert_id = %a.alert_id, seconds, "alert {}", self.step);
+    }
+}
+
 /// The rule engine's state could not be saved; a restart would forget timers since the last save.
 pub struct RulesSaveFailed<'a> {
     pub error: &'a dyn std::fmt::Display,

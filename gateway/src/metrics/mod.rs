@@ -7,7 +7,8 @@
 pub mod events;
 
 use prometheus::{
-    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports.
@@ -40,6 +41,8 @@ pub struct Metrics {
     pub alerts_silenced: IntCounterVec,
     /// Alerts a person closed, by rule.
     pub alerts_closed: IntCounterVec,
+    /// Seconds from an alert's opening to each step people take, by step, kind and severity.
+    pub case_seconds: HistogramVec,
     /// Rule engine timers, windows and open alerts held (device and rule pairs).
     pub rules_active: IntGauge,
     /// Saves of the rule engine's state, by outcome (saved, failed).
@@ -200,6 +203,23 @@ impl Metrics {
                 "Alerts a person closed.",
                 &["rule"],
             ),
+            case_seconds: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "gridwatch_case_seconds",
+                        "Seconds from an alert's opening to each step people take.",
+                    )
+                    .buckets(vec![
+                        10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
+                        86400.0,
+                    ]),
+                    &["step", "kind", "severity"],
+                )
+                .expect("metric definition is valid");
+                r.register(Box::new(h.clone()))
+                    .expect("metric registered once");
+                h
+            },
             rules_active: gauge(
                 &r,
                 "gridwatch_rules_active",
