@@ -169,7 +169,8 @@ impl Gateway {
             catalogue,
             registry: http_registry,
             engine,
-            commander,
+            commander: commander.clone(),
+            alert_changes: alert_changes.clone(),
             api_token: secrets.api_token.clone(),
         });
 
@@ -183,6 +184,11 @@ impl Gateway {
         tasks.spawn(pipeline.run(events_rx, telemetry_rx, rx.clone()));
         tasks.spawn(sink_driver.run(rx.clone()));
         tasks.spawn(notify_driver.run(rx.clone()));
+        tasks.spawn(crate::notify::mqtt::publish_changes(
+            alert_changes.subscribe(),
+            commander,
+            rx.clone(),
+        ));
         let mut http_rx = rx;
         tasks.spawn(async move {
             let stop = async move {

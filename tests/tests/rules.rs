@@ -257,6 +257,8 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     let url = format!("http://{}", gateway.http_addr());
     gridwatch_e2e::wait_ready(&url).await?;
     let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+    // A worker app follows the community's alerts over MQTT.
+    let mut app = listen(mosquitto.port, "worker-app", "gw/v1/yg/alerts/+").await?;
 
     device
         .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
@@ -271,24 +273,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     );
 
     // The resident's button listens on its cmd topic for "help is coming".
-    let mut opts = rumqttc::MqttOptions::new("sos-301-listens", "127.0.0.1", mosquitto.port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (listener, mut events) = rumqttc::AsyncClient::new(opts, 10);
-    listener
-        .subscribe("gw/v1/yg/sos-301/cmd", rumqttc::QoS::AtLeastOnce)
-        .await?;
-    loop {
-        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await? {
-            break;
-        }
-    }
-    let command = tokio::spawn(async move {
-        loop {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = events.poll().await? {
-                return anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&p.payload)?);
-            }
-        }
-    });
+    let mut button = listen(mosquitto.port, "sos-301-listens", "gw/v1/yg/sos-301/cmd").await?;
     let alert = format!(
         "{url}/api/v1/alerts/{}",
         first["alert_id"].as_str().unwrap_or_default()
@@ -301,10 +286,29 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
         .send()
         .await?;
     assert_eq!(acked.status(), 200);
-    let help = tokio::time::timeout(Duration::from_secs(10), command).await???;
+    let (_, help) = tokio::time::timeout(Duration::from_secs(10), button.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the button's listener stopped"))?;
     assert_eq!(help["cmd"], "help_coming");
     assert_eq!(help["alert_id"], first["alert_id"]);
     assert_eq!(help["by"], "王芳");
+    // Opened, repeated by the second press, acknowledged.
+    let id = first["alert_id"].as_str().unwrap_or_default().to_owned();
+    let mut seen: Vec<String> = Vec::new();
+    while seen.last().map(String::as_str) != Some("acknowledged") && seen.len() < 5 {
+        let (topic, change) = tokio::time::timeout(Duration::from_secs(10), app.recv())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the app's listener stopped"))?;
+        assert_eq!(topic, format!("gw/v1/yg/alerts/{id}"));
+        assert_eq!(change["type"], "alert.changed");
+        seen.push(
+            change["data"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert_eq!(seen, ["firing", "firing", "acknowledged"]);
     let twice = http()
         .post(format!("{alert}/acknowledge"))
         .bearer_auth("t0ken")
@@ -373,4 +377,35 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     assert_ne!(next["alert_id"], first["alert_id"], "a new case");
     gateway.shutdown().await;
     Ok(())
+}
+
+/// Subscribes to `filter` as `client_id` and hands on every message (topic, JSON) it receives.
+async fn listen(
+    port: u16,
+    client_id: &str,
+    filter: &str,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>> {
+    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await?;
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await? {
+            break;
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The client lives as long as its events are polled.
+        let _client = client;
+        while let Ok(event) = events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
+                let json = serde_json::from_slice(&p.payload).unwrap_or_default();
+                if tx.send((p.topic.clone(), json)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(rx)
 }

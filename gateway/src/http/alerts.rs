@@ -110,6 +110,8 @@ pub async fn act(
                 at_ms: now,
             }
             .emit(&s.metrics);
+            // Nobody listening is fine.
+            let _ = s.alert_changes.send(alert.clone());
             Json(alert).into_response()
         }
         Err(e @ ActError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),

@@ -75,7 +75,11 @@ pub struct Commander {
 impl Commander {
     /// Queues `payload` for `gw/v1/{community}/{device}/cmd`; false if the queue is full.
     pub fn send(&self, community: &str, device: &str, payload: Vec<u8>) -> bool {
-        let topic = format!("gw/v1/{community}/{device}/cmd");
+        self.publish(format!("gw/v1/{community}/{device}/cmd"), payload)
+    }
+
+    /// Queues `payload` for `topic` at QoS 1; false if the queue is full.
+    pub fn publish(&self, topic: String, payload: Vec<u8>) -> bool {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .is_ok()
