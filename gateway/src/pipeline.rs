@@ -33,13 +33,14 @@ use crate::decode::{decode, Body, Channel, Decoded};
 use crate::ingest::mqtt::{channel_label, Acker, Incoming};
 use crate::journal::{self, Class, Group, JournalHandle, Position};
 use crate::metrics::events::{
-    AlertEnded, AlertOpened, AlertRepeated, AlertSilenced, JournalCommitFailed, JournalShed,
-    MessageAccepted, MessageReceived, MessageRejected, NotifyUnroutable, RulesSaveFailed,
+    AlertEnded, AlertEscalated, AlertOpened, AlertRepeated, AlertSilenced, JournalCommitFailed,
+    JournalShed, MessageAccepted, MessageReceived, MessageRejected, NotifyUnroutable,
+    RulesSaveFailed,
 };
 use crate::metrics::Metrics;
 use crate::notify::outbox::{self, Outbox};
 use crate::notify::{Delivery, Notifier};
-use crate::registry::Registry;
+use crate::registry::{Registry, Worker};
 use crate::rules::{self, state};
 
 /// The journal consumer name of the rule engine's saved state: the journal keeps the records
@@ -154,7 +155,8 @@ impl Pipeline {
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Advances the engine's clock: `for` timers, absences, count windows.
+    /// Advances the engine's clock (`for` timers, absences, count windows) and the alerts'
+    /// acknowledgement deadlines.
     fn tick(&self, now_ms: u64) {
         let mut out = Vec::new();
         self.engine().tick(now_ms, &mut out);
@@ -163,6 +165,7 @@ impl Pipeline {
             let pos = self.journal.lock().end();
             self.apply_transitions(out, pos);
         }
+        self.escalate(now_ms);
     }
 
     /// Saves the engine's state with the journal position after the last record it has seen,
@@ -305,6 +308,7 @@ impl Pipeline {
                 language: self.language,
                 needs_person: true,
                 ack_deadline_ms: None,
+                escalation: Vec::new(),
                 evidence: Evidence::default(),
                 silenced_by: None,
             });
@@ -462,6 +466,7 @@ impl Pipeline {
                 language: self.language,
                 needs_person: rule.needs_person,
                 ack_deadline_ms: rule.ack_deadline_ms,
+                escalation: rule.escalation.clone(),
                 evidence: Evidence {
                     readings: a.values.iter().cloned().collect(),
                     why: vec!["open before the gateway restarted".into()],
@@ -529,6 +534,7 @@ impl Pipeline {
                         language: self.language,
                         needs_person: rule.needs_person,
                         ack_deadline_ms: rule.ack_deadline_ms,
+                        escalation: rule.escalation.clone(),
                         evidence: Evidence {
                             readings: t.values.iter().cloned().collect(),
                             why: t.why,
@@ -596,24 +602,35 @@ impl Pipeline {
     }
 
     fn notify(&self, alert: &Alert, registry: &Registry, pos: Position) {
-        let grid = &*alert.device.grid;
+        match registry.on_duty(&alert.device.grid) {
+            Some(worker) => self.deliver(alert, worker, "alert.opened", "opened", pos),
+            None => NotifyUnroutable {
+                alert_id: &alert.alert_id,
+                grid: &alert.device.grid,
+                why: "nobody is on duty for this grid",
+            }
+            .emit(&self.metrics),
+        }
+    }
+
+    /// Sends `alert` to `worker`'s webhook as `{"type": kind, "data": alert}`, with the
+    /// idempotency id `{alert_id}.{step}.{worker}`; the outbox keeps the journal from `pos` on
+    /// until it is accepted.
+    fn deliver(&self, alert: &Alert, worker: &Worker, kind: &str, step: &str, pos: Position) {
         let unroutable = |why| {
             NotifyUnroutable {
                 alert_id: &alert.alert_id,
-                grid,
+                grid: &alert.device.grid,
                 why,
             }
             .emit(&self.metrics)
         };
-        let Some(worker) = registry.on_duty(grid) else {
-            return unroutable("nobody is on duty for this grid");
-        };
         let Some(url) = &worker.webhook else {
-            return unroutable("the worker on duty has no webhook");
+            return unroutable("the worker has no webhook");
         };
-        let body = serde_json::json!({ "type": "alert.opened", "data": alert });
+        let body = serde_json::json!({ "type": kind, "data": alert });
         let delivery = Delivery {
-            id: format!("{}.opened.{}", alert.alert_id, worker.id),
+            id: format!("{}.{step}.{}", alert.alert_id, worker.id),
             url: url.clone(),
             body: serde_json::to_vec(&body).expect("alerts serialize").into(),
             position: pos,
@@ -622,6 +639,37 @@ impl Pipeline {
         if !self.notifier.send(delivery) {
             self.outbox.done(pos);
             unroutable("the notifier has stopped");
+        }
+    }
+
+    /// Moves alerts nobody acknowledged in time up their chain; the new level and everyone
+    /// before it hear of it.
+    fn escalate(&self, now_ms: u64) {
+        let registry = &self.registry;
+        let moved = self
+            .alerts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .escalate(now_ms, |a| {
+                registry
+                    .chain(&a.device.grid, &a.escalation)
+                    .into_iter()
+                    .map(|(_, w)| w)
+                    .collect()
+            });
+        if moved.is_empty() {
+            return;
+        }
+        // Nothing in the journal caused these: hold the outbox at its end until delivered.
+        let pos = self.journal.lock().end();
+        for (alert, chain) in moved {
+            AlertEscalated { alert: &alert }.emit(&self.metrics);
+            let level = usize::from(alert.escalation_level);
+            let step = format!("escalated{level}");
+            for worker in chain.iter().take(level + 1) {
+                self.deliver(&alert, worker, "alert.escalated", &step, pos);
+            }
+            let _ = self.alert_changes.send(alert);
         }
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::catalogue::Catalogue;
+use gridwatch_edge_rules::Level;
 
 /// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
 pub fn is_id(s: &str) -> bool {
@@ -73,6 +74,9 @@ pub struct Registry {
     catalogue: Arc<Catalogue>,
     workers: HashMap<String, Arc<Worker>>,
     on_duty: HashMap<String, String>,
+    backups: HashMap<String, String>,
+    leaders: HashMap<String, String>,
+    duty_officer: Option<String>,
 }
 
 impl Registry {
@@ -94,6 +98,23 @@ impl Registry {
     /// The worker on duty for a grid.
     pub fn on_duty(&self, grid: &str) -> Option<&Arc<Worker>> {
         self.on_duty.get(grid).and_then(|w| self.workers.get(w))
+    }
+
+    /// Who an alert in `grid` goes to at each of `levels`, in order; levels nobody fills are
+    /// left out.
+    pub fn chain(&self, grid: &str, levels: &[Level]) -> Vec<(Level, Arc<Worker>)> {
+        levels
+            .iter()
+            .filter_map(|level| {
+                let id = match level {
+                    Level::OnDuty => self.on_duty.get(grid),
+                    Level::Backup => self.backups.get(grid),
+                    Level::GridLeader => self.leaders.get(grid),
+                    Level::DutyOfficer => self.duty_officer.as_ref(),
+                }?;
+                Some((*level, self.workers.get(id)?.clone()))
+            })
+            .collect()
     }
 
     /// Reads and checks a registry file against `catalogue`.
@@ -172,6 +193,7 @@ struct RawRegistry {
 struct RawCommunity {
     id: Id,
     name: String,
+    duty_officer: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +224,8 @@ struct RawWorker {
 struct RawDuty {
     grid: Id,
     worker: Id,
+    backup: Option<Id>,
+    leader: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -310,7 +334,32 @@ impl RawRegistry {
             workers.insert(worker.id.clone(), Arc::new(worker));
         }
         let mut on_duty = HashMap::new();
+        let (mut backups, mut leaders) = (HashMap::new(), HashMap::new());
+        let known = |p: &mut Problems<'_>, id: &Id, role: &str| {
+            let ok = workers.contains_key(id.get_ref());
+            if !ok {
+                p.at(
+                    id,
+                    format!("{role} {:?} is not in [[workers]]", id.get_ref()),
+                );
+            }
+            ok
+        };
+        let duty_officer = self
+            .community
+            .duty_officer
+            .as_ref()
+            .filter(|id| known(&mut p, id, "duty_officer"))
+            .map(|id| id.get_ref().clone());
         for d in &self.duty {
+            for (id, role, map) in [
+                (&d.backup, "backup", &mut backups),
+                (&d.leader, "leader", &mut leaders),
+            ] {
+                if let Some(id) = id.as_ref().filter(|id| known(&mut p, id, role)) {
+                    map.insert(d.grid.get_ref().clone(), id.get_ref().clone());
+                }
+            }
             if !grids.contains_key(d.grid.get_ref().as_str()) {
                 p.at(
                     &d.grid,
@@ -403,6 +452,9 @@ impl RawRegistry {
             catalogue,
             workers,
             on_duty,
+            backups,
+            leaders,
+            duty_officer,
         })
     }
 }
@@ -464,6 +516,46 @@ location = "1单元101室"
         assert_eq!(&*d.community, "yangguang");
         assert_eq!(r.on_duty("g1").unwrap().name, "王芳");
         assert!(r.on_duty("g2").is_none());
+    }
+
+    #[test]
+    fn the_escalation_chain_follows_the_levels_that_are_filled() {
+        let text = GOOD
+            .replace(
+                "name = \"阳光社区\"",
+                "name = \"阳光社区\"\nduty_officer = \"w2\"",
+            )
+            .replace("worker = \"w1\"", "worker = \"w1\"\nleader = \"w2\"")
+            .replace(
+                "[[duty]]",
+                "[[workers]]\nid = \"w2\"\nname = \"张主任\"\n\n[[duty]]",
+            );
+        let r = Registry::parse(&text).unwrap();
+        let all = [
+            Level::OnDuty,
+            Level::Backup,
+            Level::GridLeader,
+            Level::DutyOfficer,
+        ];
+        let chain: Vec<(Level, String)> = r
+            .chain("g1", &all)
+            .into_iter()
+            .map(|(l, w)| (l, w.id.clone()))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                (Level::OnDuty, "w1".to_string()),
+                (Level::GridLeader, "w2".to_string()),
+                (Level::DutyOfficer, "w2".to_string())
+            ]
+        );
+        let bad = text.replace("leader = \"w2\"", "leader = \"w9\"");
+        let problems = Registry::parse(&bad).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("leader \"w9\"")),
+            "{problems:?}"
+        );
     }
 
     #[test]

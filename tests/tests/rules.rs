@@ -409,3 +409,105 @@ async fn listen(
     });
     Ok(rx)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sos_nobody_acknowledges_goes_up_the_chain_and_an_acknowledged_one_does_not(
+) -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+name = "sos_pressed"
+severity = "critical"
+kind = "sos"
+event = "sos_pressed"
+ack_deadline = "2s"
+escalation = ["on_duty", "backup"]
+message = { zh-CN = "{location}求助", en = "SOS at {location}" }
+"#,
+    )?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.rules.path = Some(rules);
+    // Grid g2: 李军 on duty, 王芳 his backup.
+    let text = registry_text(&hook).replace(
+        "grid = \"g2\"\nworker = \"w-li\"",
+        "grid = \"g2\"\nworker = \"w-li\"\nbackup = \"w-wang\"",
+    );
+    let registry = Registry::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let secrets = Secrets {
+        api_token: Some("t0ken".into()),
+        ..Secrets::default()
+    };
+    let gateway = Gateway::start(config, registry, secrets).await?;
+    let url = format!("http://{}", gateway.http_addr());
+    gridwatch_e2e::wait_ready(&url).await?;
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+    let opened = hook.next(Duration::from_secs(10)).await?;
+    let id = opened.json()["data"]["alert_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(opened.header("webhook-id"), format!("{id}.opened.w-li"));
+
+    // Nobody acknowledges: after 2 s the backup gets it, and the worker on duty hears of it.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = hook.next(Duration::from_secs(10)).await?;
+        let body = r.json();
+        assert_eq!(body["type"], "alert.escalated");
+        assert_eq!(body["data"]["escalation_level"], 1);
+        assert_eq!(body["data"]["assignee"]["id"], "w-wang");
+        ids.push(r.header("webhook-id").to_owned());
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            format!("{id}.escalated1.w-li"),
+            format!("{id}.escalated1.w-wang")
+        ]
+    );
+    assert!(
+        hook.next(Duration::from_secs(3)).await.is_err(),
+        "the chain ends at the backup"
+    );
+
+    // Closed, then a new press that 李军 takes in time: nobody else is bothered.
+    let note = serde_json::json!({"by": "王芳", "note": "已处理"});
+    let closed = http()
+        .post(format!("{url}/api/v1/alerts/{id}/close"))
+        .bearer_auth("t0ken")
+        .json(&note)
+        .send()
+        .await?;
+    assert_eq!(closed.status(), 200);
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(2))
+        .await?;
+    let second = hook.next(Duration::from_secs(10)).await?.json()["data"]["alert_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(second, id);
+    let acked = http()
+        .post(format!("{url}/api/v1/alerts/{second}/acknowledge"))
+        .bearer_auth("t0ken")
+        .json(&serde_json::json!({"by": "李军"}))
+        .send()
+        .await?;
+    assert_eq!(acked.status(), 200);
+    assert!(
+        hook.next(Duration::from_secs(4)).await.is_err(),
+        "an acknowledged alert does not escalate"
+    );
+    gateway.shutdown().await;
+    Ok(())
+}

@@ -11,7 +11,7 @@ pub mod text;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use gridwatch_edge_rules::{Severity, Val};
+use gridwatch_edge_rules::{Level, Severity, Val};
 use serde::Serialize;
 
 use crate::config::Language;
@@ -83,8 +83,11 @@ pub struct Alert {
     pub escalation_level: u8,
     /// A life-safety alert: it stays open until a person closes it.
     pub needs_person: bool,
-    /// How long it may wait for an acknowledgement, in milliseconds.
+    /// How long it may wait for an acknowledgement, in milliseconds; each time it passes, the
+    /// alert goes to the next level of `escalation`.
     pub ack_deadline_ms: Option<u64>,
+    /// Who it goes to, in order, while nobody acknowledges it.
+    pub escalation: Vec<Level>,
     /// Why it opened: the readings, and the rule's comparisons, timer or window in plain words.
     pub evidence: Evidence,
     /// When its condition cleared, for an alert that waits for a person to close it.
@@ -190,6 +193,8 @@ pub struct Opening<'a> {
     pub needs_person: bool,
     /// The acknowledgement deadline.
     pub ack_deadline_ms: Option<u64>,
+    /// The escalation levels.
+    pub escalation: Vec<Level>,
     /// Why.
     pub evidence: Evidence,
     /// The maintenance window holding it back, if any.
@@ -237,6 +242,7 @@ impl AlertBook {
             escalation_level: 0,
             needs_person: o.needs_person,
             ack_deadline_ms: o.ack_deadline_ms,
+            escalation: o.escalation,
             evidence: o.evidence,
             condition_cleared_at: None,
             resolved_at: None,
@@ -300,6 +306,51 @@ impl AlertBook {
             });
         }
         Some(a.clone())
+    }
+
+    /// Moves every open alert that nobody acknowledged within its deadline to the next level of
+    /// its chain (`chain` gives the workers of an alert's levels, in order), and returns each
+    /// one moved with its chain. An alert escalates once per deadline: at the second deadline it
+    /// reaches the second level after the worker on duty, and so on to the end of its chain.
+    pub fn escalate(
+        &mut self,
+        now_ms: u64,
+        chain: impl Fn(&Alert) -> Vec<Arc<Worker>>,
+    ) -> Vec<(Alert, Vec<Arc<Worker>>)> {
+        let mut out = Vec::new();
+        for &i in self.open.values() {
+            let a = &mut self.alerts[i];
+            let Some(deadline) = a.ack_deadline_ms.filter(|d| *d > 0) else {
+                continue;
+            };
+            let next = usize::from(a.escalation_level) + 1;
+            let due = a
+                .started_at
+                .saturating_add(deadline.saturating_mul(next as u64));
+            if a.state != State::Firing || a.silenced_by.is_some() || now_ms < due {
+                continue;
+            }
+            let workers = chain(a);
+            let Some(worker) = workers.get(next) else {
+                continue;
+            };
+            a.escalation_level = next as u8;
+            a.assignee = Some(Assignee::from(&**worker));
+            a.updated_at = a.updated_at.max(now_ms);
+            a.timeline.push(Step {
+                state: a.state,
+                by: RULES.into(),
+                at_ms: now_ms,
+                note: Some(format!(
+                    "not acknowledged within {} s: escalated to {}",
+                    deadline * next as u64 / 1000,
+                    worker.name
+                )),
+            });
+            out.push((a.clone(), workers));
+        }
+        out.sort_by(|a, b| a.0.alert_id.cmp(&b.0.alert_id));
+        out
     }
 
     /// The alert with this id.
@@ -396,6 +447,7 @@ mod tests {
             language: Language::ZhCn,
             needs_person: true,
             ack_deadline_ms: Some(60_000),
+            escalation: vec![Level::OnDuty, Level::Backup, Level::GridLeader],
             evidence: Evidence::default(),
             silenced_by: None,
         }
@@ -499,6 +551,55 @@ mod tests {
             Fired::Opened(_)
         ));
         assert_eq!(book.get("id-1").unwrap().state, State::Closed);
+    }
+
+    #[test]
+    fn an_unacknowledged_alert_climbs_its_chain_once_per_deadline_and_stops_when_taken() {
+        let worker = |id: &str| {
+            Arc::new(Worker {
+                id: id.into(),
+                name: id.into(),
+                phone: None,
+                webhook: None,
+            })
+        };
+        let chain = vec![worker("on-duty"), worker("backup"), worker("leader")];
+        let mut book = AlertBook::default();
+        let d = device("s1");
+        book.open(opening(&d, None, "id-1", 0));
+        assert!(book.escalate(59_999, |_| chain.clone()).is_empty());
+        let up = book.escalate(60_000, |_| chain.clone());
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].0.escalation_level, 1);
+        assert_eq!(up[0].0.assignee.as_ref().unwrap().id, "backup");
+        assert!(
+            book.escalate(90_000, |_| chain.clone()).is_empty(),
+            "once per deadline"
+        );
+        assert_eq!(
+            book.escalate(120_000, |_| chain.clone())[0]
+                .0
+                .escalation_level,
+            2
+        );
+        assert!(
+            book.escalate(600_000, |_| chain.clone()).is_empty(),
+            "the chain ends"
+        );
+
+        book.open(opening(&device("s2"), None, "id-2", 0));
+        book.act(
+            "id-2",
+            lifecycle::Action::Acknowledge,
+            "on-duty",
+            None,
+            30_000,
+        )
+        .unwrap();
+        assert!(
+            book.escalate(60_000, |_| chain.clone()).is_empty(),
+            "taken in time"
+        );
     }
 
     #[test]

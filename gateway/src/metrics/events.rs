@@ -212,6 +212,22 @@ impl AlertSilenced<'_> {
     }
 }
 
+/// Nobody acknowledged an alert in time: it went to the next level of its chain.
+pub struct AlertEscalated<'a> {
+    pub alert: &'a crate::alerts::Alert,
+}
+
+impl AlertEscalated<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let a = self.alert;
+        let level = a.escalation_level.to_string();
+        m.alerts_escalated
+            .with_label_values(&[a.rule.as_str(), level.as_str()])
+            .inc();
+        tracing::warn!(alert_id = %a.alert_id, level = a.escalation_level, assignee = ?a.assignee.as_ref().map(|w| &w.name), "alert not acknowledged in time: escalated");
+    }
+}
+
 /// A person moved an alert to `step` (acknowledged, on_site, resolved, closed).
 pub struct CaseStep<'a> {
     pub alert: &'a crate::alerts::Alert,

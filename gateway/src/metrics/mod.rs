@@ -41,6 +41,8 @@ pub struct Metrics {
     pub alerts_silenced: IntCounterVec,
     /// Alerts a person closed, by rule.
     pub alerts_closed: IntCounterVec,
+    /// Escalations of alerts nobody acknowledged in time, by rule and the level reached.
+    pub alerts_escalated: IntCounterVec,
     /// Seconds from an alert's opening to each step people take, by step, kind and severity.
     pub case_seconds: HistogramVec,
     /// Rule engine timers, windows and open alerts held (device and rule pairs).
@@ -202,6 +204,12 @@ impl Metrics {
                 "gridwatch_alerts_closed_total",
                 "Alerts a person closed.",
                 &["rule"],
+            ),
+            alerts_escalated: counter_vec(
+                &r,
+                "gridwatch_alerts_escalated_total",
+                "Escalations of alerts nobody acknowledged in time, by the level reached.",
+                &["rule", "level"],
             ),
             case_seconds: {
                 let h = HistogramVec::new(
