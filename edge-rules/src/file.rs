@@ -225,6 +225,7 @@ struct RawRule {
     absent: Option<Spanned<RawAbsent>>,
     during: Option<Spanned<String>>,
     ack_deadline: Option<Spanned<String>>,
+    on_site_deadline: Option<Spanned<String>>,
     escalation: Option<Vec<Level>>,
     needs_person: Option<bool>,
     message: Spanned<RawMessage>,
@@ -665,6 +666,10 @@ impl Checker<'_> {
             Some(d) => self.duration(d, "ack_deadline", false),
             None => default_ack_deadline(raw.severity),
         };
+        let on_site_deadline_ms = raw
+            .on_site_deadline
+            .as_ref()
+            .and_then(|d| self.duration(d, "on_site_deadline", false));
         let msg = raw.message.get_ref();
         let zh = self.template(&msg.zh, &kinds, has_readings);
         let en = self.template(&msg.en, &kinds, has_readings);
@@ -678,6 +683,7 @@ impl Checker<'_> {
             trigger,
             during,
             ack_deadline_ms,
+            on_site_deadline_ms,
             escalation: raw
                 .escalation
                 .clone()

@@ -152,6 +152,8 @@ pub struct Rule {
     pub during: Option<Window>,
     /// How long the alert may wait for an acknowledgement before it escalates.
     pub ack_deadline_ms: Option<u64>,
+    /// How long an acknowledged alert may wait for someone to be on site before it escalates.
+    pub on_site_deadline_ms: Option<u64>,
     /// Who is told, in order, as deadlines pass.
     pub escalation: Vec<Level>,
     /// A life-safety alert: it stays open until a person closes it, even when the condition clears.

@@ -308,6 +308,7 @@ impl Pipeline {
                 language: self.language,
                 needs_person: true,
                 ack_deadline_ms: None,
+                on_site_deadline_ms: None,
                 escalation: Vec::new(),
                 evidence: Evidence::default(),
                 silenced_by: None,
@@ -466,6 +467,7 @@ impl Pipeline {
                 language: self.language,
                 needs_person: rule.needs_person,
                 ack_deadline_ms: rule.ack_deadline_ms,
+                on_site_deadline_ms: rule.on_site_deadline_ms,
                 escalation: rule.escalation.clone(),
                 evidence: Evidence {
                     readings: a.values.iter().cloned().collect(),
@@ -534,6 +536,7 @@ impl Pipeline {
                         language: self.language,
                         needs_person: rule.needs_person,
                         ack_deadline_ms: rule.ack_deadline_ms,
+                        on_site_deadline_ms: rule.on_site_deadline_ms,
                         escalation: rule.escalation.clone(),
                         evidence: Evidence {
                             readings: t.values.iter().cloned().collect(),

@@ -86,6 +86,8 @@ pub struct Alert {
     /// How long it may wait for an acknowledgement, in milliseconds; each time it passes, the
     /// alert goes to the next level of `escalation`.
     pub ack_deadline_ms: Option<u64>,
+    /// How long, once acknowledged, it may wait for someone on site before it escalates.
+    pub on_site_deadline_ms: Option<u64>,
     /// Who it goes to, in order, while nobody acknowledges it.
     pub escalation: Vec<Level>,
     /// Why it opened: the readings, and the rule's comparisons, timer or window in plain words.
@@ -100,6 +102,9 @@ pub struct Alert {
     pub closed: Option<Step>,
     /// Everything that happened to it, oldest first: who moved it where, when, with what note.
     pub timeline: Vec<Step>,
+    /// How many on-site deadlines have passed since it was acknowledged.
+    #[serde(skip)]
+    late_on_site: u8,
 }
 
 /// One entry of an alert's timeline.
@@ -193,6 +198,8 @@ pub struct Opening<'a> {
     pub needs_person: bool,
     /// The acknowledgement deadline.
     pub ack_deadline_ms: Option<u64>,
+    /// The on-site deadline.
+    pub on_site_deadline_ms: Option<u64>,
     /// The escalation levels.
     pub escalation: Vec<Level>,
     /// Why.
@@ -242,6 +249,7 @@ impl AlertBook {
             escalation_level: 0,
             needs_person: o.needs_person,
             ack_deadline_ms: o.ack_deadline_ms,
+            on_site_deadline_ms: o.on_site_deadline_ms,
             escalation: o.escalation,
             evidence: o.evidence,
             condition_cleared_at: None,
@@ -254,6 +262,7 @@ impl AlertBook {
                 at_ms: o.opened_ms,
                 note: None,
             }],
+            late_on_site: 0,
         };
         self.open.insert(key, self.alerts.len());
         self.alerts.push(alert.clone());
@@ -320,32 +329,55 @@ impl AlertBook {
         let mut out = Vec::new();
         for &i in self.open.values() {
             let a = &mut self.alerts[i];
-            let Some(deadline) = a.ack_deadline_ms.filter(|d| *d > 0) else {
+            // Waiting for an acknowledgement, or acknowledged and waiting for someone on site.
+            let (deadline, from, passed) = match a.state {
+                State::Firing => (a.ack_deadline_ms, a.started_at, a.escalation_level),
+                State::Acknowledged => {
+                    let acked = a
+                        .timeline
+                        .iter()
+                        .rev()
+                        .find(|s| s.state == State::Acknowledged)
+                        .map_or(a.started_at, |s| s.at_ms);
+                    (a.on_site_deadline_ms, acked, a.late_on_site)
+                }
+                _ => continue,
+            };
+            let Some(deadline) = deadline.filter(|d| *d > 0) else {
                 continue;
             };
-            let next = usize::from(a.escalation_level) + 1;
-            let due = a
-                .started_at
-                .saturating_add(deadline.saturating_mul(next as u64));
-            if a.state != State::Firing || a.silenced_by.is_some() || now_ms < due {
+            let due = from.saturating_add(deadline.saturating_mul(u64::from(passed) + 1));
+            if a.silenced_by.is_some() || now_ms < due {
                 continue;
             }
+            let next = usize::from(a.escalation_level) + 1;
             let workers = chain(a);
             let Some(worker) = workers.get(next) else {
                 continue;
             };
             a.escalation_level = next as u8;
+            if a.state == State::Acknowledged {
+                a.late_on_site += 1;
+            }
             a.assignee = Some(Assignee::from(&**worker));
             a.updated_at = a.updated_at.max(now_ms);
             a.timeline.push(Step {
                 state: a.state,
                 by: RULES.into(),
                 at_ms: now_ms,
-                note: Some(format!(
-                    "not acknowledged within {} s: escalated to {}",
-                    deadline * next as u64 / 1000,
-                    worker.name
-                )),
+                note: Some(if a.state == State::Firing {
+                    format!(
+                        "not acknowledged within {} s: escalated to {}",
+                        deadline * next as u64 / 1000,
+                        worker.name
+                    )
+                } else {
+                    format!(
+                        "nobody on site {} min after the acknowledgement: escalated to {}",
+                        deadline * (u64::from(passed) + 1) / 60_000,
+                        worker.name
+                    )
+                }),
             });
             out.push((a.clone(), workers));
         }
@@ -447,6 +479,7 @@ mod tests {
             language: Language::ZhCn,
             needs_person: true,
             ack_deadline_ms: Some(60_000),
+            on_site_deadline_ms: Some(1_800_000),
             escalation: vec![Level::OnDuty, Level::Backup, Level::GridLeader],
             evidence: Evidence::default(),
             silenced_by: None,
@@ -599,6 +632,28 @@ mod tests {
         assert!(
             book.escalate(60_000, |_| chain.clone()).is_empty(),
             "taken in time"
+        );
+        // Taken, but nobody there 30 minutes after: it goes up once per on-site deadline.
+        let late_for = |book: &mut AlertBook, at| {
+            book.escalate(at, |_| chain.clone())
+                .into_iter()
+                .filter(|(a, _)| a.alert_id == "id-2")
+                .collect::<Vec<_>>()
+        };
+        assert!(late_for(&mut book, 1_829_999).is_empty());
+        let late = late_for(&mut book, 1_830_000);
+        assert_eq!(late[0].0.escalation_level, 1);
+        let note = late[0].0.timeline.last().unwrap().note.clone().unwrap();
+        assert!(note.contains("on site"), "{note}");
+        assert!(
+            late_for(&mut book, 1_900_000).is_empty(),
+            "once per deadline"
+        );
+        book.act("id-2", lifecycle::Action::OnSite, "backup", None, 2_000_000)
+            .unwrap();
+        assert!(
+            late_for(&mut book, 9_000_000).is_empty(),
+            "someone is there"
         );
     }
 
