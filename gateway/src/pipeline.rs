@@ -17,7 +17,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use gridwatch_edge_rules::{Change, Engine, Msg, Severity, Transition};
+use gridwatch_edge_rules::{Change, Engine, Msg, Rule, Severity, Transition, Val};
 use rumqttc::Publish;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -40,7 +40,7 @@ use crate::metrics::events::{
 use crate::metrics::Metrics;
 use crate::notify::outbox::{self, Outbox};
 use crate::notify::{Delivery, Notifier};
-use crate::registry::{Registry, Worker};
+use crate::registry::{Device, Registry, Worker};
 use crate::rules::{self, state};
 
 /// The journal consumer name of the rule engine's saved state: the journal keeps the records
@@ -450,32 +450,16 @@ impl Pipeline {
             let Some(device) = self.registry.device(&a.device) else {
                 continue;
             };
-            book.open(Opening {
-                alert_id: alert_id(a.opened_ms, &a.device, a.seq, &rule.name),
-                rule: &rule.name,
-                severity: rule.severity,
+            book.open(self.opening(
+                &engine,
+                rule,
                 device,
-                assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
-                opened_ms: a.opened_ms,
-                messages: rules::messages(
-                    rule,
-                    device,
-                    &a.values,
-                    a.opened_ms,
-                    engine.utc_offset_min(),
-                ),
-                language: self.language,
-                needs_person: rule.needs_person,
-                ack_deadline_ms: rule.ack_deadline_ms,
-                on_site_deadline_ms: rule.on_site_deadline_ms,
-                escalation: rule.escalation.clone(),
-                evidence: Evidence {
-                    readings: a.values.iter().cloned().collect(),
-                    why: vec!["open before the gateway restarted".into()],
-                    seq: a.seq,
-                },
-                silenced_by: None,
-            });
+                a.opened_ms,
+                a.seq,
+                &a.values,
+                vec!["open before the gateway restarted".into()],
+                None,
+            ));
             if a.cleared {
                 book.cleared(&a.device, &rule.name, a.opened_ms);
             }
@@ -485,6 +469,42 @@ impl Pipeline {
                 alerts = open.len(),
                 "alerts open before the restart are open again"
             );
+        }
+    }
+
+    /// The alert `rule` opens for `device`: one place for what an alert takes from its rule, for
+    /// alerts opening now and for those open before a restart.
+    #[allow(clippy::too_many_arguments)]
+    fn opening<'a>(
+        &'a self,
+        engine: &Engine,
+        rule: &'a Rule,
+        device: &'a Device,
+        opened_ms: u64,
+        seq: u64,
+        values: &[(String, Val)],
+        why: Vec<String>,
+        silenced_by: Option<String>,
+    ) -> Opening<'a> {
+        Opening {
+            alert_id: alert_id(opened_ms, &device.id, seq, &rule.name),
+            rule: &rule.name,
+            severity: rule.severity,
+            device,
+            assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
+            opened_ms,
+            messages: rules::messages(rule, device, values, opened_ms, engine.utc_offset_min()),
+            language: self.language,
+            needs_person: rule.needs_person,
+            ack_deadline_ms: rule.ack_deadline_ms,
+            on_site_deadline_ms: rule.on_site_deadline_ms,
+            escalation: rule.escalation.clone(),
+            evidence: Evidence {
+                readings: values.iter().cloned().collect(),
+                why,
+                seq,
+            },
+            silenced_by,
         }
     }
 
@@ -519,32 +539,16 @@ impl Pipeline {
             let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
             match t.change {
                 Change::Opened => {
-                    let fired = book.open(Opening {
-                        alert_id: alert_id(t.opened_ms, &t.device, t.seq, &rule.name),
-                        rule: &rule.name,
-                        severity: rule.severity,
+                    let fired = book.open(self.opening(
+                        &engine,
+                        rule,
                         device,
-                        assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
-                        opened_ms: t.opened_ms,
-                        messages: rules::messages(
-                            rule,
-                            device,
-                            &t.values,
-                            t.opened_ms,
-                            engine.utc_offset_min(),
-                        ),
-                        language: self.language,
-                        needs_person: rule.needs_person,
-                        ack_deadline_ms: rule.ack_deadline_ms,
-                        on_site_deadline_ms: rule.on_site_deadline_ms,
-                        escalation: rule.escalation.clone(),
-                        evidence: Evidence {
-                            readings: t.values.iter().cloned().collect(),
-                            why: t.why,
-                            seq: t.seq,
-                        },
-                        silenced_by: t.silenced_by,
-                    });
+                        t.opened_ms,
+                        t.seq,
+                        &t.values,
+                        t.why,
+                        t.silenced_by,
+                    ));
                     drop(book);
                     self.announce(fired, Some(pos));
                 }
