@@ -416,6 +416,9 @@ location = "西门"
     )
 }
 
+/// The API token test gateways started in-process accept for writes.
+pub const API_TOKEN: &str = "t0ken";
+
 /// A webhook signing secret for tests.
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -501,6 +504,7 @@ impl TestGateway {
     pub async fn start_registry(config: Config, registry: Registry) -> anyhow::Result<Self> {
         let secrets = Secrets {
             webhook_secret: Some(WEBHOOK_SECRET.into()),
+            api_token: Some(API_TOKEN.into()),
             ..Secrets::default()
         };
         let gateway = Gateway::start(config, registry, secrets).await?;

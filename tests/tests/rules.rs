@@ -9,11 +9,9 @@ use std::time::Duration;
 use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
     eventually, gateway_binary, http, registry_text, test_config, AckedPublisher, GatewayProcess,
-    Mosquitto, WebhookReceiver,
+    Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
 };
-use gridwatch_gateway::config::Secrets;
 use gridwatch_gateway::registry::Registry;
-use gridwatch_gateway::Gateway;
 
 const RULES: &str = r#"
 [[rule]]
@@ -159,13 +157,8 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
     let dir = tempfile::tempdir()?;
     let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
     let registry = Registry::parse(&registry_text(&hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let secrets = Secrets {
-        api_token: Some("t0ken".into()),
-        ..Secrets::default()
-    };
-    let gateway = Gateway::start(config, registry, secrets).await?;
-    let url = format!("http://{}", gateway.http_addr());
-    gridwatch_e2e::wait_ready(&url).await?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let url = gw.url.clone();
     let silences = format!("{url}/api/v1/silences");
     let window = serde_json::json!({"scope": {"building": "b3"}, "for": "1h", "by": "王芳", "reason": "电梯年检"});
 
@@ -173,14 +166,14 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
     assert_eq!(denied.status(), 401);
     let bad = http()
         .post(&silences)
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&serde_json::json!({"scope": {"building": "b9"}, "for": "1h", "by": "x", "reason": "y"}))
         .send()
         .await?;
     assert_eq!(bad.status(), 422, "an unknown building is refused");
     let made = http()
         .post(&silences)
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&window)
         .send()
         .await?;
@@ -231,13 +224,13 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
         .to_owned();
     let ended = http()
         .delete(format!("{silences}/{id}"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .send()
         .await?;
     assert_eq!(ended.status(), 204);
     let listed: serde_json::Value = http().get(&silences).send().await?.json().await?;
     assert_eq!(listed["silences"], serde_json::json!([]));
-    gateway.shutdown().await;
+    gw.gateway.shutdown().await;
     Ok(())
 }
 
@@ -249,13 +242,8 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     let dir = tempfile::tempdir()?;
     let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
     let registry = Registry::parse(&registry_text(&hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let secrets = Secrets {
-        api_token: Some("t0ken".into()),
-        ..Secrets::default()
-    };
-    let gateway = Gateway::start(config, registry, secrets).await?;
-    let url = format!("http://{}", gateway.http_addr());
-    gridwatch_e2e::wait_ready(&url).await?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let url = gw.url.clone();
     let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
     // A worker app follows the community's alerts over MQTT.
     let mut app = listen(mosquitto.port, "worker-app", "gw/v1/yg/alerts/+").await?;
@@ -281,7 +269,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     let who = serde_json::json!({"by": "王芳"});
     let acked = http()
         .post(format!("{alert}/acknowledge"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&who)
         .send()
         .await?;
@@ -311,7 +299,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     assert_eq!(seen, ["firing", "firing", "acknowledged"]);
     let twice = http()
         .post(format!("{alert}/acknowledge"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&who)
         .send()
         .await?;
@@ -320,7 +308,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     assert!(why.contains("acknowledged already"), "{why}");
     let no_note = http()
         .post(format!("{alert}/close"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&who)
         .send()
         .await?;
@@ -336,7 +324,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     assert_eq!(denied.status(), 401);
     let closed = http()
         .post(&close)
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&note)
         .send()
         .await?;
@@ -346,7 +334,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     assert_eq!(closed["closed"]["by"], "王芳");
     let again = http()
         .post(&close)
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&note)
         .send()
         .await?;
@@ -375,7 +363,7 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
     let next = hook.next(Duration::from_secs(10)).await?.json()["data"].clone();
     assert_eq!(next["rule"], "sos_pressed");
     assert_ne!(next["alert_id"], first["alert_id"], "a new case");
-    gateway.shutdown().await;
+    gw.gateway.shutdown().await;
     Ok(())
 }
 
@@ -438,13 +426,8 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
         "grid = \"g2\"\nworker = \"w-li\"\nbackup = \"w-wang\"",
     );
     let registry = Registry::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let secrets = Secrets {
-        api_token: Some("t0ken".into()),
-        ..Secrets::default()
-    };
-    let gateway = Gateway::start(config, registry, secrets).await?;
-    let url = format!("http://{}", gateway.http_addr());
-    gridwatch_e2e::wait_ready(&url).await?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let url = gw.url.clone();
     let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
 
     device
@@ -484,7 +467,7 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
     let note = serde_json::json!({"by": "王芳", "note": "已处理"});
     let closed = http()
         .post(format!("{url}/api/v1/alerts/{id}/close"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&note)
         .send()
         .await?;
@@ -499,7 +482,7 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
     assert_ne!(second, id);
     let acked = http()
         .post(format!("{url}/api/v1/alerts/{second}/acknowledge"))
-        .bearer_auth("t0ken")
+        .bearer_auth(API_TOKEN)
         .json(&serde_json::json!({"by": "李军"}))
         .send()
         .await?;
@@ -508,6 +491,6 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
         hook.next(Duration::from_secs(4)).await.is_err(),
         "an acknowledged alert does not escalate"
     );
-    gateway.shutdown().await;
+    gw.gateway.shutdown().await;
     Ok(())
 }
