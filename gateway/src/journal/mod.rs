@@ -115,24 +115,23 @@ pub struct Journal {
     shed_segments: std::collections::BTreeSet<u64>,
 }
 
+/// The ids of the segments in a journal folder, oldest first.
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// The segments in a journal folder with their sizes, oldest first, without opening the journal
 /// for writing: for reading a copy of another gateway's journal (a backtest).
 pub fn segments_in(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(id) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".seg"))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        out.push((id, entry.metadata()?.len()));
-    }
-    out.sort_unstable();
-    Ok(out)
+    segment_ids(dir)?
+        .into_iter()
+        .map(|id| Ok((id, fs::metadata(segment_path(dir, id))?.len())))
+        .collect()
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -154,11 +153,7 @@ impl Journal {
     /// Opens (or creates) the journal in `dir`, repairing what a crash left behind.
     pub fn open(dir: &Path, limits: Limits) -> io::Result<(Self, Recovery)> {
         fs::create_dir_all(dir)?;
-        let mut ids: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
-            .collect();
-        ids.sort_unstable();
+        let ids = segment_ids(dir)?;
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();
         for (i, id) in ids.iter().enumerate() {
