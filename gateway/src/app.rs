@@ -8,14 +8,14 @@ use anyhow::Context;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::alerts::case_log::CaseLog;
 use crate::alerts::{Alert, AlertBook};
 use crate::backoff::Backoff;
 use crate::config::{Config, Secrets, StoreBackend};
 use crate::ingest::mqtt::{self, Queues};
 use crate::journal::{Journal, JournalHandle, Limits};
-use crate::metrics::events::JournalRecovered;
+use crate::metrics::events::{CaseLogFailed, JournalRecovered};
 use crate::metrics::Metrics;
-use crate::notify::outbox::{self, Outbox};
 use crate::notify::{self, signing::Signer};
 use crate::pipeline::{Pipeline, RULES_CURSOR};
 use crate::registry::Registry;
@@ -87,13 +87,12 @@ impl Gateway {
         }
         .emit(&metrics);
         journal.register(writer::CURSOR);
-        journal.register(outbox::CURSOR);
         journal.register(RULES_CURSOR);
         let rule_set = crate::rules::load(&config.rules, registry.catalogue())?;
         let mut engine = crate::rules::engine(rule_set, &registry, crate::clock::now_ms());
         let saved = crate::rules::state::load(journal.dir()).unwrap_or_else(|e| {
             tracing::error!(
-                "cannot read {}: {e}; the rules start afresh from the alert outbox",
+                "cannot read {}: {e}; the rules start afresh",
                 crate::rules::state::path(journal.dir()).display()
             );
             None
@@ -121,11 +120,25 @@ impl Gateway {
         crate::registry::release_free_memory();
         let engine = Arc::new(Mutex::new(engine));
         metrics.journal_bytes.set(journal.disk_bytes() as i64);
-        let committed = journal.end();
+        let (cases, recovered) = CaseLog::open(journal.dir()).context("journal.path")?;
+        if recovered.skipped_lines > 0 {
+            CaseLogFailed {
+                operation: "recover",
+                error: &format_args!(
+                    "{} torn or corrupt line(s) at the end, moved aside",
+                    recovered.skipped_lines
+                ),
+            }
+            .emit(&metrics);
+        }
+        tracing::info!(
+            alerts = recovered.alerts.len(),
+            unsent = recovered.pending.len(),
+            "case log read"
+        );
         let journal = JournalHandle::new(journal);
         let catalogue = registry.catalogue().clone();
         let registry = Arc::new(registry);
-        let outbox = Outbox::new(journal.clone(), committed);
         let sink_driver = writer::sink(
             store,
             &config.store,
@@ -134,12 +147,16 @@ impl Gateway {
             metrics.clone(),
         );
         let (notifier, notify_driver) =
-            notify::notifier(&config.notify, signer, outbox.clone(), metrics.clone())?;
+            notify::notifier(&config.notify, signer, cases.clone(), metrics.clone())?;
+        // What no receiver accepted before the restart goes out again, with the same ids.
+        for d in recovered.pending {
+            notifier.send(d);
+        }
         let (acker, commander, mqtt_driver) =
             mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
-        let alerts = Arc::new(RwLock::new(AlertBook::default()));
+        let alerts = Arc::new(RwLock::new(AlertBook::restore(recovered.alerts)));
         let (alert_changes, _) = broadcast::channel(256);
         let http_registry = registry.clone();
         let pipeline = Pipeline {
@@ -148,7 +165,8 @@ impl Gateway {
             language: config.alerts.language,
             max_group: config.journal.max_group,
             journal,
-            outbox,
+            cases: cases.clone(),
+            keep_ended: Duration::from_secs(u64::from(config.alerts.keep_ended_days) * 86_400),
             notifier,
             acker,
             alerts: alerts.clone(),
@@ -165,12 +183,18 @@ impl Gateway {
         let http_addr = listener.local_addr()?;
         let router = crate::http::router(crate::http::AppState {
             metrics: metrics.clone(),
-            alerts,
+            alerts: alerts.clone(),
             catalogue,
             registry: http_registry,
-            engine,
-            commander: commander.clone(),
-            alert_changes: alert_changes.clone(),
+            engine: engine.clone(),
+            desk: crate::alerts::desk::Desk {
+                alerts: alerts.clone(),
+                cases: cases.clone(),
+                engine: engine.clone(),
+                commander: commander.clone(),
+                alert_changes: alert_changes.clone(),
+                metrics: metrics.clone(),
+            },
             api_token: secrets.api_token.clone(),
         });
 

@@ -279,11 +279,23 @@ pub enum Language {
 }
 
 /// `[alerts]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Language of the `message` field: `zh-CN` (default) or `en`. Both texts are always sent.
     pub language: Language,
+    /// Days an alert that is over (resolved or closed) stays in the API and the case log after
+    /// its last change.
+    pub keep_ended_days: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            language: Language::default(),
+            keep_ended_days: 7,
+        }
+    }
 }
 
 /// `[http]`.

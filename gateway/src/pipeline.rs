@@ -6,8 +6,9 @@
 //! gathers, and the group's PUBACKs go out only after its fsync. Rules run on arrival, so an SOS
 //! is not held up by the disk; once a second the engine's clock advances (`for` timers, absences).
 //! Alert ids are derived from the data, so running the same messages again after a crash opens
-//! the same alerts. The engine's state is saved while no alert waits for its receiver; on start
-//! it is restored and the journal after it is run through the rules again.
+//! the same alerts, which the alert book (restored from the case log) knows and leaves alone.
+//! The engine's state is saved every few seconds; on start it is restored and the journal after
+//! it is run through the rules again. Every alert change is written to the case log.
 //! The time-series sink reads the journal on its own.
 //!
 //! Every message taken ends as exactly one of accepted or rejected; the ingest driver counts the
@@ -23,9 +24,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
+use crate::alerts::case_log::CaseLog;
 use crate::alerts::text::Messages;
 use crate::alerts::{
-    alert_id, gateway_device, Alert, AlertBook, Evidence, Fired, Opening, JOURNAL_WRITE_FAILED,
+    alert_id, gateway_device, Alert, AlertBook, Evidence, Fired, Opening, State,
+    JOURNAL_WRITE_FAILED,
 };
 use crate::backoff::Backoff;
 use crate::config::Language;
@@ -33,13 +36,12 @@ use crate::decode::{decode, Body, Channel, Decoded};
 use crate::ingest::mqtt::{channel_label, Acker, Incoming};
 use crate::journal::{self, Class, Group, JournalHandle, Position};
 use crate::metrics::events::{
-    AlertEnded, AlertEscalated, AlertOpened, AlertRepeated, AlertSilenced, JournalCommitFailed,
-    JournalShed, MessageAccepted, MessageReceived, MessageRejected, NotifyUnroutable,
-    RulesSaveFailed,
+    AlertEnded, AlertEscalated, AlertOpened, AlertRepeated, AlertSilenced, CaseLogFailed,
+    JournalCommitFailed, JournalShed, MessageAccepted, MessageReceived, MessageRejected,
+    NotifyUnroutable, RulesSaveFailed,
 };
 use crate::metrics::Metrics;
-use crate::notify::outbox::{self, Outbox};
-use crate::notify::{Delivery, Notifier};
+use crate::notify::{self, Delivery, Notifier};
 use crate::registry::{Device, Registry, Worker};
 use crate::rules::{self, state};
 
@@ -59,8 +61,10 @@ pub struct Pipeline {
     pub max_group: usize,
     /// The journal.
     pub journal: JournalHandle,
-    /// Pending deliveries, which hold their records in the journal.
-    pub outbox: Outbox,
+    /// Where alert changes and notifications are written down before they are acted on.
+    pub cases: CaseLog,
+    /// How long an alert that is over stays in the book (and the API) after its last change.
+    pub keep_ended: Duration,
     /// Where notifications go.
     pub notifier: Notifier,
     /// Sends PUBACKs.
@@ -74,7 +78,7 @@ pub struct Pipeline {
     /// The rule engine, shared with the HTTP API (rules, explanations, maintenance windows).
     pub engine: Arc<Mutex<Engine>>,
     /// Where the saved engine state ends: the journal is run through the rules from here on
-    /// start (`None`: nothing saved, start at the alert outbox's cursor).
+    /// start (`None`: nothing saved, start at the rules' journal cursor).
     pub resume_from: Option<Position>,
     /// How often the engine's state is saved.
     pub save_every: Duration,
@@ -85,8 +89,8 @@ pub struct Pipeline {
 type Writing = (JoinHandle<(Group, io::Result<Position>)>, Vec<Publish>);
 
 impl Pipeline {
-    /// Replays the events the alert outbox had not finished with, then handles messages until
-    /// `shutdown` turns true or both queues close.
+    /// Runs the journal after the saved rule state through the rules again, then handles
+    /// messages until `shutdown` turns true or both queues close.
     pub async fn run(
         mut self,
         mut events: mpsc::Receiver<Incoming>,
@@ -122,9 +126,7 @@ impl Pipeline {
                 () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
                 _ = clock.tick() => {
                     self.tick(crate::clock::now_ms());
-                    // Saved only while no alert waits for its receiver: the alerts in the saved
-                    // state need no second sending after a restart.
-                    if self.outbox.is_idle() && saved_at.elapsed() >= self.save_every {
+                    if saved_at.elapsed() >= self.save_every {
                         saved_at = Instant::now();
                         self.save().await;
                     }
@@ -146,9 +148,7 @@ impl Pipeline {
                     .await;
             }
         }
-        if self.outbox.is_idle() {
-            self.save().await;
-        }
+        self.save().await;
     }
 
     fn engine(&self) -> MutexGuard<'_, Engine> {
@@ -161,11 +161,47 @@ impl Pipeline {
         let mut out = Vec::new();
         self.engine().tick(now_ms, &mut out);
         if !out.is_empty() {
-            // Nothing in the journal caused these: hold the outbox at its end until delivered.
-            let pos = self.journal.lock().end();
-            self.apply_transitions(out, pos);
+            self.apply_transitions(out);
         }
         self.escalate(now_ms);
+        self.record();
+        self.tidy(now_ms);
+    }
+
+    /// Writes the alerts changed since the last call to the case log.
+    fn record(&self) {
+        let changed = self
+            .alerts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_changes();
+        if let Err(e) = self.cases.alerts(changed) {
+            CaseLogFailed {
+                operation: "write",
+                error: &e,
+            }
+            .emit(&self.metrics);
+        }
+    }
+
+    /// Forgets alerts long over, and rewrites the case log once it has grown well past what it
+    /// holds. Rare, and small enough to do here, holding the book so no change slips between
+    /// the snapshot and the rewrite.
+    fn tidy(&self, now_ms: u64) {
+        let keep_ms = self.keep_ended.as_millis() as u64;
+        let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        let pruned = book.prune(now_ms, keep_ms);
+        if pruned == 0 && !self.cases.wants_compaction() {
+            return;
+        }
+        match self.cases.compact(book.kept_all()) {
+            Ok(bytes) => self.metrics.case_log_bytes.set(bytes as i64),
+            Err(e) => CaseLogFailed {
+                operation: "compact",
+                error: &e,
+            }
+            .emit(&self.metrics),
+        }
     }
 
     /// Saves the engine's state with the journal position after the last record it has seen,
@@ -269,7 +305,6 @@ impl Pipeline {
                     self.acker.ack(publish);
                 }
                 self.journal.committed(end);
-                self.outbox.committed(end);
                 self.enforce_budget().await;
             }
             Err(e) => {
@@ -313,7 +348,8 @@ impl Pipeline {
                 evidence: Evidence::default(),
                 silenced_by: None,
             });
-        self.announce(fired, None);
+        self.announce(fired, false);
+        self.record();
     }
 
     async fn enforce_budget(&self) {
@@ -367,11 +403,10 @@ impl Pipeline {
                 } else {
                     Class::Telemetry
                 };
-                let pos =
-                    self.journal
-                        .lock()
-                        .stage(class, m.received_ms, topic, &m.publish.payload);
-                self.apply_rules(&decoded, m.received_ms, pos);
+                self.journal
+                    .lock()
+                    .stage(class, m.received_ms, topic, &m.publish.payload);
+                self.apply_rules(&decoded, m.received_ms);
                 MessageAccepted { channel }.emit(&self.metrics);
                 true
             }
@@ -394,17 +429,12 @@ impl Pipeline {
         let records = tokio::task::spawn_blocking(move || {
             let (from, segments, dir) = {
                 let j = journal.lock();
-                let from = resume_from.unwrap_or_else(|| j.cursor(outbox::CURSOR).0);
+                let from = resume_from.unwrap_or_else(|| j.cursor(RULES_CURSOR).0);
                 (from, j.segments_from(from), j.dir().to_owned())
             };
             let mut out = Vec::new();
-            let read = journal::read(&dir, &segments, from, |pos, rec| {
-                out.push((
-                    pos,
-                    rec.received_ms,
-                    rec.topic.to_owned(),
-                    rec.payload.to_vec(),
-                ));
+            let read = journal::read(&dir, &segments, from, |_, rec| {
+                out.push((rec.received_ms, rec.topic.to_owned(), rec.payload.to_vec()));
                 true
             });
             (out, read)
@@ -425,32 +455,34 @@ impl Pipeline {
         }
         let registry = Arc::clone(&self.registry);
         let mut ticked = 0;
-        for (pos, received_ms, topic, payload) in records {
+        for (received_ms, topic, payload) in records {
             if received_ms >= ticked + 1000 {
                 ticked = received_ms;
                 let mut out = Vec::new();
                 self.engine().tick(received_ms, &mut out);
-                self.apply_transitions(out, pos);
+                self.apply_transitions(out);
             }
             if let Ok(decoded) = decode(&topic, &payload, &registry, self.max_payload_bytes) {
-                self.apply_rules(&decoded, received_ms, pos);
+                self.apply_rules(&decoded, received_ms);
             }
         }
+        self.record();
         // The gateway heard nothing while it was down: that is not every device going offline.
         self.engine().resume(crate::clock::now_ms());
     }
 
     /// Puts the alerts the saved engine state holds open back into the alert book.
     fn restore_open_alerts(&self) {
-        let engine = self.engine();
+        let mut engine = self.engine();
         let open = engine.open_alerts();
         let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        let mut closed = Vec::new();
         for a in &open {
             let rule = &engine.rules()[a.rule];
             let Some(device) = self.registry.device(&a.device) else {
                 continue;
             };
-            book.open(self.opening(
+            let fired = book.open(self.opening(
                 &engine,
                 rule,
                 device,
@@ -460,9 +492,19 @@ impl Pipeline {
                 vec!["open before the gateway restarted".into()],
                 None,
             ));
-            if a.cleared {
-                book.cleared(&a.device, &rule.name, a.opened_ms);
+            match fired {
+                Fired::Known(alert) if alert.state == State::Closed => {
+                    closed.push((a.device.clone(), a.rule));
+                }
+                Fired::Opened(_) if a.cleared => {
+                    book.cleared(&a.device, &rule.name, a.opened_ms);
+                }
+                _ => {}
             }
+        }
+        // Closed by a person after the rules' state was saved: the rules hear of it again.
+        for (device, rule) in closed {
+            engine.close(&device, rule);
         }
         if !open.is_empty() {
             tracing::info!(
@@ -508,7 +550,7 @@ impl Pipeline {
         }
     }
 
-    fn apply_rules(&self, d: &Decoded<'_>, received_ms: u64, pos: Position) {
+    fn apply_rules(&self, d: &Decoded<'_>, received_ms: u64) {
         let Body::Message(msg) = &d.body else { return };
         let data = rules::readings(msg);
         let mut out = Vec::new();
@@ -523,14 +565,14 @@ impl Pipeline {
             &mut out,
         );
         if !out.is_empty() {
-            self.apply_transitions(out, pos);
+            self.apply_transitions(out);
         }
     }
 
-    /// Turns what the engine says into alerts; `pos` is the journal record behind them, which
-    /// the outbox keeps until their notifications are accepted.
-    fn apply_transitions(&self, out: Vec<Transition>, pos: Position) {
-        let engine = self.engine();
+    /// Turns what the engine says into alerts, written to the case log.
+    fn apply_transitions(&self, out: Vec<Transition>) {
+        let mut engine = self.engine();
+        let mut closed = Vec::new();
         for t in out {
             let rule = &engine.rules()[t.rule];
             let Some(device) = self.registry.device(&t.device) else {
@@ -550,7 +592,13 @@ impl Pipeline {
                         t.silenced_by,
                     ));
                     drop(book);
-                    self.announce(fired, Some(pos));
+                    if let Fired::Known(alert) = &fired {
+                        // Closed by a person after the rules' state was saved.
+                        if alert.state == State::Closed {
+                            closed.push((t.device.clone(), t.rule));
+                        }
+                    }
+                    self.announce(fired, true);
                 }
                 Change::Updated => {
                     if let Some(alert) = book.repeat(&t.device, &rule.name, t.at_ms) {
@@ -573,23 +621,27 @@ impl Pipeline {
                 }
             }
         }
+        for (device, rule) in closed {
+            engine.close(&device, rule);
+        }
+        drop(engine);
+        self.record();
     }
 
     /// Counts, logs and broadcasts what an opening did; a new alert is also sent to whoever is
-    /// on duty for its device, for the journal record at `pos`, unless a maintenance window
-    /// holds it back.
-    fn announce(&self, fired: Fired, pos: Option<Position>) {
+    /// on duty for its device when `route`, unless a maintenance window holds it back.
+    fn announce(&self, fired: Fired, route: bool) {
         let alert = match fired {
             Fired::Opened(alert) => {
                 AlertOpened { alert: &alert }.emit(&self.metrics);
-                match (pos, &alert.silenced_by) {
+                match (route, &alert.silenced_by) {
                     (_, Some(silence)) => AlertSilenced {
                         alert: &alert,
                         silence,
                     }
                     .emit(&self.metrics),
-                    (Some(pos), None) => self.notify(&alert, &self.registry, pos),
-                    (None, None) => NotifyUnroutable {
+                    (true, None) => self.notify(&alert, &self.registry),
+                    (false, None) => NotifyUnroutable {
                         alert_id: &alert.alert_id,
                         grid: "",
                         why:
@@ -603,14 +655,16 @@ impl Pipeline {
                 AlertRepeated { alert: &alert }.emit(&self.metrics);
                 alert
             }
+            // Seen before the restart: said and sent then.
+            Fired::Known(_) => return,
         };
         // Nobody listening is fine: live views subscribe when they open.
         let _ = self.alert_changes.send(alert);
     }
 
-    fn notify(&self, alert: &Alert, registry: &Registry, pos: Position) {
+    fn notify(&self, alert: &Alert, registry: &Registry) {
         match registry.on_duty(&alert.device.grid) {
-            Some(worker) => self.deliver(alert, worker, "alert.opened", "opened", pos),
+            Some(worker) => self.deliver(alert, worker, "alert.opened", "opened"),
             None => NotifyUnroutable {
                 alert_id: &alert.alert_id,
                 grid: &alert.device.grid,
@@ -621,9 +675,9 @@ impl Pipeline {
     }
 
     /// Sends `alert` to `worker`'s webhook as `{"type": kind, "data": alert}`, with the
-    /// idempotency id `{alert_id}.{step}.{worker}`; the outbox keeps the journal from `pos` on
-    /// until it is accepted.
-    fn deliver(&self, alert: &Alert, worker: &Worker, kind: &str, step: &str, pos: Position) {
+    /// idempotency id `{alert_id}.{step}.{worker}`, written to the case log first (after the
+    /// alert itself); an id the log already has was sent before a restart and is not sent again.
+    fn deliver(&self, alert: &Alert, worker: &Worker, kind: &str, step: &str) {
         let unroutable = |why| {
             NotifyUnroutable {
                 alert_id: &alert.alert_id,
@@ -638,13 +692,23 @@ impl Pipeline {
         let body = serde_json::json!({ "type": kind, "data": alert });
         let delivery = Delivery {
             id: format!("{}.{step}.{}", alert.alert_id, worker.id),
-            url: url.clone(),
-            body: serde_json::to_vec(&body).expect("alerts serialize").into(),
-            position: pos,
+            alert_id: alert.alert_id.clone(),
+            worker: worker.id.clone(),
+            channel: notify::Channel::Webhook,
+            target: url.clone(),
+            body: body.to_string(),
         };
-        self.outbox.add(pos);
+        self.record();
+        match self.cases.queue(&delivery, crate::clock::now_ms()) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => CaseLogFailed {
+                operation: "write",
+                error: &e,
+            }
+            .emit(&self.metrics),
+        }
         if !self.notifier.send(delivery) {
-            self.outbox.done(pos);
             unroutable("the notifier has stopped");
         }
     }
@@ -667,14 +731,12 @@ impl Pipeline {
         if moved.is_empty() {
             return;
         }
-        // Nothing in the journal caused these: hold the outbox at its end until delivered.
-        let pos = self.journal.lock().end();
         for (alert, chain) in moved {
             AlertEscalated { alert: &alert }.emit(&self.metrics);
             let level = usize::from(alert.escalation_level);
             let step = format!("escalated{level}");
             for worker in chain.iter().take(level + 1) {
-                self.deliver(&alert, worker, "alert.escalated", &step, pos);
+                self.deliver(&alert, worker, "alert.escalated", &step);
             }
             let _ = self.alert_changes.send(alert);
         }

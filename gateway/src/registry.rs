@@ -27,7 +27,7 @@ pub fn is_id(s: &str) -> bool {
 pub type Text = Arc<str>;
 
 /// A registered device with its place, as alerts and the time-series store describe it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     /// Device id, unique in the community.
     pub id: Text,
@@ -46,7 +46,7 @@ pub struct Device {
     /// Where in the building, for the worker who goes there.
     pub location: Text,
     /// Tags that rules can select on, such as `living_alone` for an elderly resident's SOS button.
-    #[serde(skip_serializing_if = "<[Text]>::is_empty")]
+    #[serde(default, skip_serializing_if = "<[Text]>::is_empty")]
     pub tags: Box<[Text]>,
 }
 

@@ -668,6 +668,7 @@ impl GatewayProcess {
             .args(["run", "--config"])
             .arg(config)
             .env("GRIDWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("GRIDWATCH_API_TOKEN", API_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(append_log(&dir.join("gateway.log"))?)
             .stderr(append_log(&dir.join("gateway.log"))?)
@@ -837,4 +838,36 @@ pub mod payload {
             mac: None,
         })
     }
+}
+
+/// Subscribes to `filter` on the broker at `port` as `client_id`; every message that arrives
+/// comes out of the receiver as (topic, JSON payload).
+pub async fn listen(
+    port: u16,
+    client_id: &str,
+    filter: &str,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>> {
+    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await?;
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await? {
+            break;
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The client lives as long as its events are polled.
+        let _client = client;
+        while let Ok(event) = events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
+                let json = serde_json::from_slice(&p.payload).unwrap_or_default();
+                if tx.send((p.topic.clone(), json)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(rx)
 }

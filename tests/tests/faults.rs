@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, telemetry};
 use gridwatch_e2e::{
-    eventually, free_port, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess,
+    eventually, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess,
     Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
 };
 use gridwatch_firmware::wire::Value;
@@ -147,7 +147,10 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
     let mosquitto = Mosquitto::start()?;
     let hook = WebhookReceiver::start(0).await?;
     let dir = tempfile::tempdir()?;
-    let store_port = free_port();
+    // Held until the store starts, so that no other test's server takes the port meanwhile; a
+    // listener that never accepts is a store that does not answer.
+    let hold = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let store_port = hold.local_addr()?.port();
     let mut config = test_config(
         mosquitto.port,
         &format!("http://127.0.0.1:{store_port}"),
@@ -179,6 +182,7 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
     bytes[mid] ^= 0xff;
     std::fs::write(&segments[0], bytes)?;
 
+    drop(hold);
     let vm = VictoriaMetrics::start_on(store_port)?;
     let gw = TestGateway::start_config(config, &hook).await?;
     let m = gw.metrics().await?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
-    eventually, gateway_binary, http, registry_text, test_config, AckedPublisher, GatewayProcess,
-    Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
+    eventually, gateway_binary, http, listen, registry_text, test_config, AckedPublisher,
+    GatewayProcess, Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
 };
 use gridwatch_gateway::registry::Registry;
 
@@ -368,36 +368,6 @@ async fn an_acknowledged_sos_tells_the_button_and_a_closed_one_lets_the_next_pre
 }
 
 /// Subscribes to `filter` as `client_id` and hands on every message (topic, JSON) it receives.
-async fn listen(
-    port: u16,
-    client_id: &str,
-    filter: &str,
-) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>> {
-    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
-    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await?;
-    loop {
-        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = events.poll().await? {
-            break;
-        }
-    }
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        // The client lives as long as its events are polled.
-        let _client = client;
-        while let Ok(event) = events.poll().await {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
-                let json = serde_json::from_slice(&p.payload).unwrap_or_default();
-                if tx.send((p.topic.clone(), json)).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    Ok(rx)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sos_nobody_acknowledges_goes_up_the_chain_and_an_acknowledged_one_does_not(
 ) -> anyhow::Result<()> {

@@ -5,20 +5,22 @@
 //! behind it. While an alert for a device and rule is open, a new opening updates it instead of
 //! opening a second one.
 
+pub mod case_log;
+pub mod desk;
 pub mod lifecycle;
 pub mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use gridwatch_edge_rules::{Level, Severity, Val};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Language;
 use crate::registry::{Device, Worker};
 
 /// Where an alert stands in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Nobody has taken it yet.
@@ -34,7 +36,7 @@ pub enum State {
 }
 
 /// The person an alert is assigned to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignee {
     /// Worker id.
     pub id: String,
@@ -55,7 +57,7 @@ impl From<&Worker> for Assignee {
 }
 
 /// An alert, as it leaves the gateway (webhooks, the API).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Globally unique id (UUID v7).
     pub alert_id: String,
@@ -108,7 +110,7 @@ pub struct Alert {
 }
 
 /// One entry of an alert's timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// The state after it.
     pub state: State,
@@ -135,7 +137,7 @@ pub enum ActError {
 }
 
 /// The readings and reasons behind an alert.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The readings of the message that opened it.
     pub readings: BTreeMap<String, Val>,
@@ -215,23 +217,112 @@ pub enum Fired {
     Opened(Alert),
     /// The open alert for the same device and rule repeated.
     Repeated(Alert),
+    /// The book already has an alert with this id: the opening is a replay of one it has seen
+    /// (the journal run through the rules again after a restart), and changes nothing.
+    Known(Alert),
+}
+
+/// An alert as the case log keeps it: the alert, whether it still holds its device and rule
+/// (a second opening updates it), and what the alert does not show.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    /// The alert.
+    pub alert: Alert,
+    /// Whether a new opening for its device and rule updates it.
+    pub open: bool,
+    /// How many on-site deadlines have passed since it was acknowledged.
+    pub late_on_site: u8,
 }
 
 /// Every alert the gateway holds, and which are open.
 #[derive(Debug, Default)]
 pub struct AlertBook {
     alerts: Vec<Alert>,
+    by_id: HashMap<String, usize>,
     open: HashMap<(Arc<str>, String), usize>,
+    changed: BTreeSet<String>,
 }
 
 impl AlertBook {
+    /// A book holding the alerts a case log kept.
+    pub fn restore(kept: Vec<Kept>) -> Self {
+        let mut book = Self::default();
+        for k in kept {
+            let mut alert = k.alert;
+            alert.late_on_site = k.late_on_site;
+            if k.open {
+                let key = (alert.device.id.clone(), alert.rule.clone());
+                book.open.insert(key, book.alerts.len());
+            }
+            book.by_id.insert(alert.alert_id.clone(), book.alerts.len());
+            book.alerts.push(alert);
+        }
+        book
+    }
+
+    /// The alerts changed since the last call, as the case log keeps them.
+    pub fn take_changes(&mut self) -> Vec<Kept> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| self.kept(&id))
+            .collect()
+    }
+
+    /// Every alert, as the case log keeps them.
+    pub fn kept_all(&self) -> Vec<Kept> {
+        self.alerts
+            .iter()
+            .filter_map(|a| self.kept(&a.alert_id))
+            .collect()
+    }
+
+    fn kept(&self, alert_id: &str) -> Option<Kept> {
+        let &i = self.by_id.get(alert_id)?;
+        let alert = &self.alerts[i];
+        let key = (alert.device.id.clone(), alert.rule.clone());
+        Some(Kept {
+            alert: alert.clone(),
+            open: self.open.get(&key) == Some(&i),
+            late_on_site: alert.late_on_site,
+        })
+    }
+
+    /// Forgets the alerts that are over (resolved or closed) and unchanged for `keep_ms`;
+    /// returns how many.
+    pub fn prune(&mut self, now_ms: u64, keep_ms: u64) -> usize {
+        let before = self.alerts.len();
+        let open: HashSet<String> = self
+            .open
+            .values()
+            .map(|&i| self.alerts[i].alert_id.clone())
+            .collect();
+        self.alerts.retain(|a| {
+            open.contains(&a.alert_id) || a.updated_at.saturating_add(keep_ms) > now_ms
+        });
+        if self.alerts.len() != before {
+            self.by_id.clear();
+            self.open.clear();
+            for (i, a) in self.alerts.iter().enumerate() {
+                self.by_id.insert(a.alert_id.clone(), i);
+                if open.contains(&a.alert_id) {
+                    self.open.insert((a.device.id.clone(), a.rule.clone()), i);
+                }
+            }
+        }
+        before - self.alerts.len()
+    }
+
     /// Opens an alert, or updates the one open for the same device and rule.
     pub fn open(&mut self, o: Opening<'_>) -> Fired {
+        if let Some(&i) = self.by_id.get(&o.alert_id) {
+            return Fired::Known(self.alerts[i].clone());
+        }
         let key = (o.device.id.clone(), o.rule.to_owned());
         if let Some(&i) = self.open.get(&key) {
             let a = &mut self.alerts[i];
             a.occurrences += 1;
             a.updated_at = a.updated_at.max(o.opened_ms);
+            self.changed.insert(a.alert_id.clone());
             return Fired::Repeated(a.clone());
         }
         let alert = Alert {
@@ -265,6 +356,8 @@ impl AlertBook {
             late_on_site: 0,
         };
         self.open.insert(key, self.alerts.len());
+        self.by_id.insert(alert.alert_id.clone(), self.alerts.len());
+        self.changed.insert(alert.alert_id.clone());
         self.alerts.push(alert.clone());
         Fired::Opened(alert)
     }
@@ -288,6 +381,10 @@ impl AlertBook {
     /// The open alert's condition cleared at `at_ms`, but a person must close it.
     pub fn cleared(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
         let a = self.open_mut(device, rule)?;
+        if a.condition_cleared_at == Some(at_ms) {
+            // The journal run through the rules again after a restart.
+            return None;
+        }
         a.condition_cleared_at = Some(at_ms);
         a.updated_at = a.updated_at.max(at_ms);
         a.timeline.push(Step {
@@ -303,6 +400,7 @@ impl AlertBook {
     pub fn resolve(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
         let i = self.open.remove(&(Arc::from(device), rule.to_owned()))?;
         let a = &mut self.alerts[i];
+        self.changed.insert(a.alert_id.clone());
         a.resolved_at = Some(at_ms);
         a.updated_at = a.updated_at.max(at_ms);
         if a.state != State::Resolved {
@@ -361,6 +459,7 @@ impl AlertBook {
             }
             a.assignee = Some(Assignee::from(&**worker));
             a.updated_at = a.updated_at.max(now_ms);
+            self.changed.insert(a.alert_id.clone());
             a.timeline.push(Step {
                 state: a.state,
                 by: RULES.into(),
@@ -387,7 +486,7 @@ impl AlertBook {
 
     /// The alert with this id.
     pub fn get(&self, alert_id: &str) -> Option<&Alert> {
-        self.alerts.iter().find(|a| a.alert_id == alert_id)
+        Some(&self.alerts[*self.by_id.get(alert_id)?])
     }
 
     /// A person acts on the alert `alert_id`. A closed alert makes room: the next occurrence of
@@ -400,13 +499,13 @@ impl AlertBook {
         note: Option<&str>,
         at_ms: u64,
     ) -> Result<Alert, ActError> {
-        let i = self
-            .alerts
-            .iter()
-            .position(|a| a.alert_id == alert_id)
+        let i = *self
+            .by_id
+            .get(alert_id)
             .ok_or_else(|| ActError::NotFound(alert_id.to_owned()))?;
         let a = &mut self.alerts[i];
         a.state = lifecycle::next(a.state, action)?;
+        self.changed.insert(a.alert_id.clone());
         a.updated_at = a.updated_at.max(at_ms);
         let step = Step {
             state: a.state,
@@ -429,9 +528,12 @@ impl AlertBook {
         Ok(self.alerts[i].clone())
     }
 
+    /// The open alert of `device` and `rule`, marked as changed.
     fn open_mut(&mut self, device: &str, rule: &str) -> Option<&mut Alert> {
         let i = *self.open.get(&(Arc::from(device), rule.to_owned()))?;
-        Some(&mut self.alerts[i])
+        let a = &mut self.alerts[i];
+        self.changed.insert(a.alert_id.clone());
+        Some(a)
     }
 
     /// All alerts, most severe first, then oldest first.
@@ -674,6 +776,61 @@ mod tests {
         assert!(matches!(
             book.open(opening(&d, None, "id-2", 30)),
             Fired::Opened(_)
+        ));
+    }
+
+    #[test]
+    fn a_restored_book_knows_its_alerts_and_which_still_take_repeats() {
+        use lifecycle::Action;
+        let mut book = AlertBook::default();
+        let (s1, s2, s3) = (device("s1"), device("s2"), device("s3"));
+        book.open(opening(&s1, None, "id-1", 10));
+        book.open(opening(&s2, None, "id-2", 10));
+        book.open(opening(&s3, None, "id-3", 10));
+        book.act("id-2", Action::Resolve, "王芳", None, 20).unwrap();
+        book.act("id-3", Action::Close, "王芳", Some("ok"), 20)
+            .unwrap();
+        let changed = book.take_changes();
+        assert_eq!(changed.len(), 3);
+        assert!(book.take_changes().is_empty());
+        let open: Vec<bool> = changed.iter().map(|k| k.open).collect();
+        assert_eq!(
+            open,
+            [true, true, false],
+            "a person's resolve still waits for a close"
+        );
+
+        let mut again = AlertBook::restore(book.kept_all());
+        assert!(
+            matches!(again.open(opening(&s1, None, "id-1", 10)), Fired::Known(_)),
+            "the journal run again after a restart opens nothing twice"
+        );
+        assert!(matches!(
+            again.open(opening(&s1, None, "id-9", 30)),
+            Fired::Repeated(_)
+        ));
+        assert!(matches!(
+            again.open(opening(&s3, None, "id-10", 30)),
+            Fired::Opened(_)
+        ));
+        assert_eq!(again.get("id-2").unwrap().state, State::Resolved);
+    }
+
+    #[test]
+    fn alerts_long_over_are_forgotten_and_open_ones_never() {
+        use lifecycle::Action;
+        let mut book = AlertBook::default();
+        let (s1, s2) = (device("s1"), device("s2"));
+        book.open(opening(&s1, None, "old-open", 0));
+        book.open(opening(&s2, None, "old-closed", 0));
+        book.act("old-closed", Action::Close, "王芳", Some("ok"), 100)
+            .unwrap();
+        assert_eq!(book.prune(1_000, 1_000), 0, "not yet");
+        assert_eq!(book.prune(1_101, 1_000), 1);
+        assert!(book.get("old-closed").is_none());
+        assert!(matches!(
+            book.open(opening(&s1, None, "new", 2_000)),
+            Fired::Repeated(_)
         ));
     }
 }

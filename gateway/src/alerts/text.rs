@@ -1,12 +1,12 @@
 //! Alert texts, in Chinese (the default) and English. Rule alerts take theirs from the rule's
 //! message templates; the gateway's own alerts are written here.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Language;
 
 /// One alert's message in every language.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Messages {
     /// Simplified Chinese.
     #[serde(rename = "zh-CN")]

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::{error, refused, AppState};
 use crate::alerts::lifecycle::Action;
 use crate::alerts::ActError;
-use crate::metrics::events::CaseStep;
 
 /// Every alert, most severe first, then oldest.
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
@@ -18,32 +17,15 @@ pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "alerts": alerts }))
 }
 
-/// One alert with its timeline.
+/// One alert with its timeline and every notification sent about it, with each attempt.
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let book = s.alerts.read().unwrap_or_else(|e| e.into_inner());
-    match book.get(&id) {
-        Some(alert) => Json(alert).into_response(),
+    match s.desk.get(&id) {
+        Some((alert, sent)) => {
+            let mut body = serde_json::to_value(alert).unwrap_or_default();
+            body["deliveries"] = serde_json::to_value(sent).unwrap_or_default();
+            Json(body).into_response()
+        }
         None => error(StatusCode::NOT_FOUND, format!("there is no alert {id}")),
-    }
-}
-
-/// Tells the resident's SOS button that a worker has taken the call: the node shows or says
-/// "help is coming" (`{"v":1,"ts":…,"cmd":"help_coming","alert_id":"…","by":"王芳"}`).
-fn help_is_coming(s: &AppState, alert: &crate::alerts::Alert, by: &str) {
-    let payload = serde_json::json!({
-        "v": 1,
-        "ts": crate::clock::now_ms(),
-        "cmd": "help_coming",
-        "alert_id": alert.alert_id,
-        "by": by,
-    });
-    let sent = s.commander.send(
-        &alert.device.community,
-        &alert.device.id,
-        payload.to_string().into_bytes(),
-    );
-    if !sent {
-        tracing::warn!(alert_id = %alert.alert_id, "cannot queue \"help is coming\" for the device: the broker queue is full");
     }
 }
 
@@ -85,35 +67,8 @@ pub async fn act(
             "`by` is required, and `note` to close: a case is closed by someone, with what they found",
         );
     }
-    let now = crate::clock::now_ms();
-    let done = s.alerts.write().unwrap_or_else(|e| e.into_inner()).act(
-        &id,
-        action,
-        act.by.trim(),
-        note,
-        now,
-    );
-    match done {
-        Ok(alert) => {
-            if action == Action::Acknowledge && &*alert.device.kind == "sos" {
-                help_is_coming(&s, &alert, act.by.trim());
-            }
-            if action == Action::Close {
-                let mut engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(rule) = engine.rule_index(&alert.rule) {
-                    engine.close(&alert.device.id, rule);
-                }
-            }
-            CaseStep {
-                alert: &alert,
-                step: alert.state.as_str(),
-                at_ms: now,
-            }
-            .emit(&s.metrics);
-            // Nobody listening is fine.
-            let _ = s.alert_changes.send(alert.clone());
-            Json(alert).into_response()
-        }
+    match s.desk.act(&id, action, act.by.trim(), note).await {
+        Ok(alert) => Json(alert).into_response(),
         Err(e @ ActError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ ActError::Wrong(_)) => error(StatusCode::CONFLICT, e.to_string()),
     }

@@ -32,10 +32,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The rule engine.
     pub engine: Arc<Mutex<Engine>>,
-    /// Sends commands to devices ("help is coming").
-    pub commander: crate::ingest::mqtt::Commander,
-    /// Alert changes, for live views and the MQTT alerts topic.
-    pub alert_changes: tokio::sync::broadcast::Sender<crate::alerts::Alert>,
+    /// Where people's actions on alerts land.
+    pub desk: crate::alerts::desk::Desk,
     /// The bearer token writes need; `None` refuses every write.
     pub api_token: Option<String>,
 }

@@ -267,6 +267,26 @@ impl RulesSaveFailed<'_> {
     }
 }
 
+/// The case log of alerts and notifications could not be written, synced or rewritten.
+pub struct CaseLogFailed<'a> {
+    pub operation: &'static str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl CaseLogFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.case_log_errors.with_label_values(&[self.operation]).inc();
+        limited(m, "case_log", |held| {
+            tracing::error!(
+                operation = self.operation,
+                held_back = held,
+                "case log: {} (alerts still go out; a restart now may forget or repeat some)",
+                self.error
+            )
+        });
+    }
+}
+
 /// An alert has nobody to go to: no worker on duty for its grid, or no webhook for that worker.
 pub struct NotifyUnroutable<'a> {
     pub alert_id: &'a str,

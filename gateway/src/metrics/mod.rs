@@ -49,6 +49,10 @@ pub struct Metrics {
     pub rules_active: IntGauge,
     /// Saves of the rule engine's state, by outcome (saved, failed).
     pub rules_saves: IntCounterVec,
+    /// Case log writes and syncs that failed, by operation (write, sync, compact, recover).
+    pub case_log_errors: IntCounterVec,
+    /// Bytes the case log holds on disk.
+    pub case_log_bytes: IntGauge,
     /// Webhook delivery attempts, by outcome (delivered, failed).
     pub notify_attempts: IntCounterVec,
     /// Deliveries not yet accepted by their receiver.
@@ -238,6 +242,17 @@ impl Metrics {
                 "gridwatch_rules_saves_total",
                 "Saves of the rule engine's state.",
                 &["outcome"],
+            ),
+            case_log_errors: counter_vec(
+                &r,
+                "gridwatch_case_log_errors_total",
+                "Case log writes and syncs that failed (alerts and notifications may not survive a restart).",
+                &["operation"],
+            ),
+            case_log_bytes: gauge(
+                &r,
+                "gridwatch_case_log_bytes",
+                "Bytes the case log of alerts and notifications holds on disk.",
             ),
             notify_attempts: counter_vec(
                 &r,

@@ -1,39 +1,62 @@
-//! Stage 5: reach the grid worker. Every notification is retried until its receiver answered 2xx,
+//! Stage 5: reach the grid worker. Every notification is retried until its receiver accepted it,
 //! with the same idempotency id each time, so a receiver can drop the duplicates.
 //!
 //! [`Notifier`] is the handle the pipeline holds; [`NotifyDriver::run`] owns the deliveries in
-//! flight and their retries. A delivery not yet accepted keeps its message in the journal
-//! ([`outbox`]), so a gateway stopped or killed meanwhile sends it again after a restart.
+//! flight and their retries. A delivery is written to the case log before the pipeline hands it
+//! over, made durable before it leaves, and every attempt is written down after it: a gateway
+//! stopped or killed meanwhile sends what no receiver accepted again after a restart, and only
+//! that.
 
 pub mod mqtt;
-pub mod outbox;
 pub mod signing;
 pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::alerts::case_log::{Attempt, CaseLog};
 use crate::backoff::Backoff;
 use crate::config::NotifyConfig;
-use crate::metrics::events::{DeliveryFailed, DeliverySucceeded};
+use crate::metrics::events::{CaseLogFailed, DeliveryFailed, DeliverySucceeded};
 use crate::metrics::Metrics;
 use signing::Signer;
 
+/// How a notification travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A signed JSON POST (Standard Webhooks).
+    Webhook,
+}
+
+impl Channel {
+    /// The name in the case log and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
 /// One notification to one receiver.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// Idempotency id, sent as `webhook-id` on every attempt.
     pub id: String,
-    /// The receiver.
-    pub url: String,
+    /// The alert it is about.
+    pub alert_id: String,
+    /// The worker it is for.
+    pub worker: String,
+    /// How it travels.
+    pub channel: Channel,
+    /// Where it goes: the webhook's URL.
+    pub target: String,
     /// The JSON body.
-    pub body: Bytes,
-    /// The journal position of the message that caused it.
-    pub position: crate::journal::Position,
+    pub body: String,
 }
 
 /// What the pipeline holds to send notifications.
@@ -55,7 +78,7 @@ pub struct NotifyDriver {
     client: reqwest::Client,
     signer: Option<Signer>,
     cfg: NotifyConfig,
-    outbox: outbox::Outbox,
+    cases: CaseLog,
     metrics: Arc<Metrics>,
 }
 
@@ -63,7 +86,7 @@ pub struct NotifyDriver {
 pub fn notifier(
     cfg: &NotifyConfig,
     signer: Option<Signer>,
-    outbox: outbox::Outbox,
+    cases: CaseLog,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Notifier, NotifyDriver)> {
     let client = reqwest::Client::builder()
@@ -78,10 +101,28 @@ pub fn notifier(
             client,
             signer,
             cfg: cfg.clone(),
-            outbox,
+            cases,
             metrics,
         },
     ))
+}
+
+/// Makes the case log durable, off the async threads.
+async fn sync(cases: &CaseLog, metrics: &Metrics) {
+    let c = cases.clone();
+    match tokio::task::spawn_blocking(move || c.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => CaseLogFailed {
+            operation: "sync",
+            error: &e,
+        }
+        .emit(metrics),
+        Err(e) => CaseLogFailed {
+            operation: "sync",
+            error: &e,
+        }
+        .emit(metrics),
+    }
 }
 
 impl NotifyDriver {
@@ -93,17 +134,24 @@ impl NotifyDriver {
             tokio::select! {
                 d = self.rx.recv(), if open => match d {
                     Some(d) => {
-                        self.metrics.notify_pending.inc();
-                        let backoff = Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms);
-                        inflight.spawn(deliver(d, self.client.clone(), self.signer.clone(), backoff, self.metrics.clone()));
+                        let mut batch = vec![d];
+                        while let Ok(d) = self.rx.try_recv() {
+                            batch.push(d);
+                        }
+                        // Durable before anything leaves: one fsync for all that came together.
+                        sync(&self.cases, &self.metrics).await;
+                        for d in batch {
+                            self.metrics.notify_pending.inc();
+                            let backoff = Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms);
+                            inflight.spawn(deliver(d, self.client.clone(), self.signer.clone(), backoff, self.cases.clone(), self.metrics.clone()));
+                        }
                     }
                     None => open = false,
                 },
                 Some(done) = inflight.join_next() => {
                     self.metrics.notify_pending.dec();
-                    match done {
-                        Ok(position) => self.outbox.done(position),
-                        Err(e) => tracing::error!("webhook delivery task failed: {e}"),
+                    if let Err(e) = done {
+                        tracing::error!("delivery task failed: {e}");
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -111,9 +159,9 @@ impl NotifyDriver {
             }
         }
         if !inflight.is_empty() {
-            tracing::error!(
+            tracing::warn!(
                 abandoned = inflight.len(),
-                "stopping with webhook deliveries not yet accepted; they go out again after a restart"
+                "stopping with deliveries not yet accepted; they go out again after a restart"
             );
         }
         inflight.shutdown().await;
@@ -125,20 +173,38 @@ async fn deliver(
     client: reqwest::Client,
     signer: Option<Signer>,
     mut backoff: Backoff,
+    cases: CaseLog,
     metrics: Arc<Metrics>,
-) -> crate::journal::Position {
+) {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let now_s = crate::clock::now_ms() / 1000;
-        match webhook::post(&client, signer.as_ref(), &d, now_s).await {
+        let result = webhook::post(&client, signer.as_ref(), &d, now_s).await;
+        let noted = cases.attempt(
+            &d.id,
+            Attempt {
+                at_ms: crate::clock::now_ms(),
+                error: result.as_ref().err().cloned(),
+            },
+        );
+        if let Err(e) = noted {
+            CaseLogFailed {
+                operation: "write",
+                error: &e,
+            }
+            .emit(&metrics);
+        }
+        match result {
             Ok(()) => {
                 DeliverySucceeded {
                     delivery_id: &d.id,
                     attempt,
                 }
                 .emit(&metrics);
-                return d.position;
+                // So that a restart does not send it again.
+                sync(&cases, &metrics).await;
+                return;
             }
             Err(e) => {
                 let wait = backoff.next_wait();

@@ -11,12 +11,12 @@ pub async fn post(
     now_s: u64,
 ) -> Result<(), String> {
     let mut req = client
-        .post(d.url.as_str())
+        .post(d.target.as_str())
         .header("content-type", "application/json")
         .header("webhook-id", &d.id)
         .header("webhook-timestamp", now_s.to_string());
     if let Some(s) = signer {
-        req = req.header("webhook-signature", s.sign(&d.id, now_s, &d.body));
+        req = req.header("webhook-signature", s.sign(&d.id, now_s, d.body.as_bytes()));
     }
     let resp = req
         .body(d.body.clone())
