@@ -7,6 +7,7 @@
 
 pub mod mqtt;
 pub mod outbox;
+pub mod robots;
 pub mod signing;
 pub mod webhook;
 
