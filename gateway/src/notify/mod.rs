@@ -5,6 +5,7 @@
 //! flight and their retries. A delivery not yet accepted keeps its message in the journal
 //! ([`outbox`]), so a gateway stopped or killed meanwhile sends it again after a restart.
 
+pub mod email;
 pub mod mqtt;
 pub mod outbox;
 pub mod robots;
