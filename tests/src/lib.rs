@@ -871,3 +871,108 @@ pub async fn listen(
     });
     Ok(rx)
 }
+
+/// An SMTP server that files every mail it accepts into a maildir: aiosmtpd, from Debian's
+/// `python3-aiosmtpd` (`scripts/test` installs it), on a free loopback port.
+pub struct SmtpServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+/// One mail the SMTP server received, decoded by Python's own e-mail parser rather than by the
+/// library that wrote it.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReceivedMail {
+    /// The recipients given to `RCPT TO`, comma-separated.
+    pub envelope_to: String,
+    /// The `From` header, decoded.
+    pub from: String,
+    /// The `To` header, decoded.
+    pub to: String,
+    /// The `Subject` header, decoded.
+    pub subject: String,
+    /// The `Message-ID` header.
+    pub message_id: String,
+    /// The content type without parameters, e.g. `text/plain`.
+    pub content_type: String,
+    /// The body, transfer encoding and charset undone.
+    pub body: String,
+}
+
+/// Prints the mails in the maildir given as its argument as a JSON list, oldest first.
+const READ_MAILDIR: &str = r#"
+import email, email.policy, json, mailbox, sys
+box = mailbox.Maildir(sys.argv[1], create=False)
+mails = []
+for key in sorted(box.keys()):
+    with box.get_file(key) as f:
+        m = email.message_from_binary_file(f, policy=email.policy.default)
+    mails.append({
+        "envelope_to": str(m["X-RcptTo"]),
+        "from": str(m["From"]),
+        "to": str(m["To"]),
+        "subject": str(m["Subject"]),
+        "message_id": str(m["Message-ID"]),
+        "content_type": m.get_content_type(),
+        "body": m.get_content(),
+    })
+json.dump(mails, sys.stdout)
+"#;
+
+impl SmtpServer {
+    /// Starts a server; returns once it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        let python = find_binary(
+            "GRIDWATCH_PYTHON3",
+            &["/usr/bin/python3"],
+            "python3-aiosmtpd",
+        )?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let log = dir.path().join("aiosmtpd.log");
+        let mut child = Command::new(python)
+            // -n: stay the current user (it would switch to `nobody` when started as root).
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(append_log(&log)?)
+            .spawn()
+            .context("starting aiosmtpd")?;
+        wait_for_port(port, &mut child, &log, "aiosmtpd").context(
+            "is python3-aiosmtpd installed? run scripts/test, or apt-get install python3-aiosmtpd",
+        )?;
+        Ok(Self { port, child, dir })
+    }
+
+    /// Every mail received so far, oldest first.
+    pub fn mails(&self) -> anyhow::Result<Vec<ReceivedMail>> {
+        let python = find_binary(
+            "GRIDWATCH_PYTHON3",
+            &["/usr/bin/python3"],
+            "python3-aiosmtpd",
+        )?;
+        let out = Command::new(python)
+            .args(["-c", READ_MAILDIR])
+            .arg(self.dir.path().join("maildir"))
+            .output()
+            .context("reading the maildir")?;
+        if !out.status.success() {
+            bail!(
+                "reading the maildir failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

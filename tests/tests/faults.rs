@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, telemetry};
 use gridwatch_e2e::{
-    eventually, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess,
-    Mosquitto, TestGateway, VictoriaMetrics, WebhookReceiver,
+    eventually, metric_sum, stored_values, test_config, AckedPublisher, GatewayProcess, Mosquitto,
+    TestGateway, VictoriaMetrics, WebhookReceiver,
 };
 use gridwatch_firmware::wire::Value;
 

@@ -7,7 +7,9 @@
 //! stopped or killed meanwhile sends what no receiver accepted again after a restart, and only
 //! that.
 
+pub mod email;
 pub mod mqtt;
+pub mod robots;
 pub mod signing;
 pub mod webhook;
 
