@@ -16,7 +16,7 @@ use crate::ingest::mqtt::{self, Queues};
 use crate::journal::{Journal, JournalHandle, Limits};
 use crate::metrics::events::{CaseLogFailed, JournalRecovered};
 use crate::metrics::Metrics;
-use crate::notify::{self, signing::Signer};
+use crate::notify::{self, email::Mailer, signing::Signer};
 use crate::pipeline::{Pipeline, RULES_CURSOR};
 use crate::registry::Registry;
 use crate::sinks::tsdb::writer::{self, Store};
@@ -53,6 +53,13 @@ impl Gateway {
                 None
             }
         };
+        let mailer = config
+            .notify
+            .smtp
+            .as_ref()
+            .map(|smtp| Mailer::new(smtp, secrets.smtp_password.clone()))
+            .transpose()
+            .context("notify.smtp")?;
         let store = match config.store.backend {
             StoreBackend::Local => {
                 Store::Local(LocalStore::open(&config.store.local).with_context(|| {
@@ -118,6 +125,7 @@ impl Gateway {
         });
         tracing::info!(rules = engine.rules().len(), "alert rules loaded");
         crate::registry::release_free_memory();
+        let utc_offset_min = engine.utc_offset_min();
         let engine = Arc::new(Mutex::new(engine));
         metrics.journal_bytes.set(journal.disk_bytes() as i64);
         let (cases, recovered) = CaseLog::open(journal.dir()).context("journal.path")?;
@@ -146,10 +154,20 @@ impl Gateway {
             registry.clone(),
             metrics.clone(),
         );
-        let (notifier, notify_driver) =
-            notify::notifier(&config.notify, signer, cases.clone(), metrics.clone())?;
-        // What no receiver accepted before the restart goes out again, with the same ids.
-        for d in recovered.pending {
+        let (notifier, notify_driver) = notify::notifier(
+            &config.notify,
+            signer,
+            mailer,
+            cases.clone(),
+            metrics.clone(),
+        )?;
+        // What no receiver accepted before the restart goes out again, with the same ids; the
+        // robots' signing secrets are not in the case log.
+        for mut d in recovered.pending {
+            d.secret = registry
+                .worker(&d.worker)
+                .and_then(|w| w.secret(d.channel))
+                .map(str::to_owned);
             notifier.send(d);
         }
         let (acker, commander, mqtt_driver) =
@@ -163,6 +181,7 @@ impl Gateway {
             registry,
             max_payload_bytes: config.ingest.max_payload_bytes,
             language: config.alerts.language,
+            utc_offset_min,
             max_group: config.journal.max_group,
             journal,
             cases: cases.clone(),

@@ -254,6 +254,9 @@ pub struct NotifyConfig {
     pub retry_min_ms: u64,
     /// Longest wait between delivery attempts, in milliseconds.
     pub retry_max_ms: u64,
+    /// The SMTP server for workers with an `email`; none by default. Its password comes from
+    /// `GRIDWATCH_SMTP_PASSWORD`.
+    pub smtp: Option<crate::notify::email::SmtpConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -262,6 +265,7 @@ impl Default for NotifyConfig {
             timeout_ms: 5_000,
             retry_min_ms: 500,
             retry_max_ms: 60_000,
+            smtp: None,
         }
     }
 }
@@ -341,6 +345,8 @@ pub struct Secrets {
     pub webhook_secret: Option<String>,
     /// `GRIDWATCH_API_TOKEN`: the bearer token HTTP writes need; without it writes are refused.
     pub api_token: Option<String>,
+    /// `GRIDWATCH_SMTP_PASSWORD`: the SMTP login's password.
+    pub smtp_password: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -351,6 +357,7 @@ impl std::fmt::Debug for Secrets {
             .field("tsdb_token", &set(&self.tsdb_token))
             .field("webhook_secret", &set(&self.webhook_secret))
             .field("api_token", &set(&self.api_token))
+            .field("smtp_password", &set(&self.smtp_password))
             .finish()
     }
 }
@@ -364,6 +371,7 @@ impl Secrets {
             tsdb_token: var("GRIDWATCH_TSDB_TOKEN"),
             webhook_secret: var("GRIDWATCH_WEBHOOK_SECRET"),
             api_token: var("GRIDWATCH_API_TOKEN"),
+            smtp_password: var("GRIDWATCH_SMTP_PASSWORD"),
         }
     }
 }

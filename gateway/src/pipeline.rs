@@ -57,6 +57,8 @@ pub struct Pipeline {
     pub max_payload_bytes: usize,
     /// The language of alert messages.
     pub language: Language,
+    /// The community's offset from UTC in minutes, for times written for people.
+    pub utc_offset_min: i32,
     /// The most messages one fsync covers.
     pub max_group: usize,
     /// The journal.
@@ -674,42 +676,64 @@ impl Pipeline {
         }
     }
 
-    /// Sends `alert` to `worker`'s webhook as `{"type": kind, "data": alert}`, with the
-    /// idempotency id `{alert_id}.{step}.{worker}`, written to the case log first (after the
-    /// alert itself); an id the log already has was sent before a restart and is not sent again.
+    /// Sends `alert` to `worker` on every channel they have: their app's webhook gets
+    /// `{"type": kind, "data": alert}`, group robots and e-mail a text for people. Idempotency
+    /// ids are `{alert_id}.{step}.{worker}` for the webhook, with `.{channel}` after it for the
+    /// others. Each is written to the case log first (after the alert itself); an id the log
+    /// already has was sent before a restart and is not sent again.
     fn deliver(&self, alert: &Alert, worker: &Worker, kind: &str, step: &str) {
-        let unroutable = |why| {
-            NotifyUnroutable {
+        if worker.reach.is_empty() {
+            return NotifyUnroutable {
                 alert_id: &alert.alert_id,
                 grid: &alert.device.grid,
-                why,
+                why: "the worker has no webhook, robot or e-mail",
             }
-            .emit(&self.metrics)
-        };
-        let Some(url) = &worker.webhook else {
-            return unroutable("the worker has no webhook");
-        };
-        let body = serde_json::json!({ "type": kind, "data": alert });
-        let delivery = Delivery {
-            id: format!("{}.{step}.{}", alert.alert_id, worker.id),
-            alert_id: alert.alert_id.clone(),
-            worker: worker.id.clone(),
-            channel: notify::Channel::Webhook,
-            target: url.clone(),
-            body: body.to_string(),
-        };
-        self.record();
-        match self.cases.queue(&delivery, crate::clock::now_ms()) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => CaseLogFailed {
-                operation: "write",
-                error: &e,
-            }
-            .emit(&self.metrics),
+            .emit(&self.metrics);
         }
-        if !self.notifier.send(delivery) {
-            unroutable("the notifier has stopped");
+        self.record();
+        let (title, text) = crate::alerts::text::notice(
+            alert,
+            step != "opened",
+            self.language,
+            self.utc_offset_min,
+        );
+        for reach in &worker.reach {
+            let mut id = format!("{}.{step}.{}", alert.alert_id, worker.id);
+            let (title, body) = if reach.channel == notify::Channel::Webhook {
+                let body = serde_json::json!({ "type": kind, "data": alert });
+                (String::new(), body.to_string())
+            } else {
+                id = format!("{id}.{}", reach.channel.as_str());
+                (title.clone(), text.clone())
+            };
+            let delivery = Delivery {
+                id,
+                alert_id: alert.alert_id.clone(),
+                worker: worker.id.clone(),
+                channel: reach.channel,
+                target: reach.target.clone(),
+                title,
+                body,
+                secret: reach.secret.clone(),
+                mention: worker.phone.iter().cloned().collect(),
+            };
+            match self.cases.queue(&delivery, crate::clock::now_ms()) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => CaseLogFailed {
+                    operation: "write",
+                    error: &e,
+                }
+                .emit(&self.metrics),
+            }
+            if !self.notifier.send(delivery) {
+                NotifyUnroutable {
+                    alert_id: &alert.alert_id,
+                    grid: &alert.device.grid,
+                    why: "the notifier has stopped",
+                }
+                .emit(&self.metrics);
+            }
         }
     }
 

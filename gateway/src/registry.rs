@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::notify::Channel;
 use toml::Spanned;
 
 use crate::catalogue::Catalogue;
@@ -51,16 +53,54 @@ pub struct Device {
 }
 
 /// A grid worker and the ways to reach them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Worker {
     /// Worker id.
     pub id: String,
     /// Name, for people.
     pub name: String,
-    /// Phone number, shown to the control room.
+    /// Phone number, shown to the control room and @-mentioned in group robots.
     pub phone: Option<String>,
-    /// Webhook that receives this worker's alerts (their app, a robot hook).
-    pub webhook: Option<String>,
+    /// Every way to reach them; each alert goes out on all of them.
+    pub reach: Vec<Reach>,
+}
+
+/// One way to reach a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// How.
+    pub channel: Channel,
+    /// Where: a URL, or an e-mail address.
+    pub target: String,
+    /// The robot's signing secret (DingTalk 加签, Feishu 签名校验), if it has one.
+    pub secret: Option<String>,
+}
+
+impl Worker {
+    /// A worker reachable only by a signed webhook at `url`.
+    pub fn with_webhook(id: &str, name: &str, url: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            phone: None,
+            reach: url
+                .map(|u| Reach {
+                    channel: Channel::Webhook,
+                    target: u.into(),
+                    secret: None,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The signing secret of this worker's `channel`, if any.
+    pub fn secret(&self, channel: Channel) -> Option<&str> {
+        self.reach
+            .iter()
+            .find(|r| r.channel == channel)
+            .and_then(|r| r.secret.as_deref())
+    }
 }
 
 /// The loaded, cross-checked registry.
@@ -93,6 +133,11 @@ impl Registry {
     /// The kind catalogue the devices were checked against.
     pub fn catalogue(&self) -> &Arc<Catalogue> {
         &self.catalogue
+    }
+
+    /// The worker with this id.
+    pub fn worker(&self, id: &str) -> Option<&Arc<Worker>> {
+        self.workers.get(id)
     }
 
     /// The worker on duty for a grid.
@@ -217,6 +262,12 @@ struct RawWorker {
     name: String,
     phone: Option<String>,
     webhook: Option<Spanned<String>>,
+    email: Option<Spanned<String>>,
+    wecom: Option<Spanned<String>>,
+    dingtalk: Option<Spanned<String>>,
+    dingtalk_secret: Option<String>,
+    feishu: Option<Spanned<String>>,
+    feishu_secret: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -313,15 +364,40 @@ impl RawRegistry {
             if !p.unique_id("worker", &w.id, &mut seen) {
                 continue;
             }
-            if let Some(url) = &w.webhook {
+            let mut reach = Vec::new();
+            for (channel, url, secret) in [
+                (Channel::Webhook, &w.webhook, None),
+                (Channel::Wecom, &w.wecom, None),
+                (Channel::Dingtalk, &w.dingtalk, w.dingtalk_secret.as_ref()),
+                (Channel::Feishu, &w.feishu, w.feishu_secret.as_ref()),
+            ] {
+                let Some(url) = url else { continue };
                 match reqwest::Url::parse(url.get_ref()) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => reach.push(Reach {
+                        channel,
+                        target: url.get_ref().clone(),
+                        secret: secret.cloned(),
+                    }),
                     _ => p.at(
                         url,
                         format!(
-                            "webhook {:?} must be an http:// or https:// URL",
+                            "{} {:?} must be an http:// or https:// URL",
+                            channel.as_str(),
                             url.get_ref()
                         ),
+                    ),
+                }
+            }
+            if let Some(address) = &w.email {
+                match address.get_ref().parse::<lettre::Address>() {
+                    Ok(_) => reach.push(Reach {
+                        channel: Channel::Email,
+                        target: address.get_ref().clone(),
+                        secret: None,
+                    }),
+                    Err(e) => p.at(
+                        address,
+                        format!("email {:?} is not an address: {e}", address.get_ref()),
                     ),
                 }
             }
@@ -329,7 +405,7 @@ impl RawRegistry {
                 id: w.id.get_ref().clone(),
                 name: w.name.clone(),
                 phone: w.phone.clone(),
-                webhook: w.webhook.as_ref().map(|u| u.get_ref().clone()),
+                reach,
             };
             workers.insert(worker.id.clone(), Arc::new(worker));
         }

@@ -271,6 +271,8 @@ impl Drop for VictoriaMetrics {
 /// One request the webhook receiver got.
 #[derive(Debug)]
 pub struct Received {
+    /// The path and query it was posted to.
+    pub uri: axum::http::Uri,
     /// Its headers.
     pub headers: HeaderMap,
     /// Its raw body.
@@ -294,7 +296,9 @@ impl Received {
     }
 }
 
-/// The grid worker's end: records every request and can refuse the first few with 503.
+/// The grid worker's end: records every request and can refuse the first few with 503. It
+/// answers what the group robots answer when they take a message (`errcode` 0 for WeCom and
+/// DingTalk, `code` 0 for Feishu), so it stands in for any of them.
 pub struct WebhookReceiver {
     /// Its address.
     pub addr: SocketAddr,
@@ -308,26 +312,32 @@ impl WebhookReceiver {
         let failures = Arc::new(AtomicUsize::new(fail_first));
         let app = axum::Router::new().route(
             "/{*path}",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let tx = tx.clone();
-                let failures = failures.clone();
-                async move {
-                    let fail = failures
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
-                    let answered = if fail {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
-                    };
-                    let _ = tx.send(Received {
-                        headers,
-                        body,
-                        answered,
-                    });
-                    answered
-                }
-            }),
+            axum::routing::post(
+                move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                    let tx = tx.clone();
+                    let failures = failures.clone();
+                    async move {
+                        let fail = failures
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                        let answered = if fail {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            StatusCode::OK
+                        };
+                        let _ = tx.send(Received {
+                            uri,
+                            headers,
+                            body,
+                            answered,
+                        });
+                        (
+                            answered,
+                            r#"{"errcode":0,"errmsg":"ok","code":0,"msg":"success"}"#,
+                        )
+                    }
+                },
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::sos_pressed;
 use gridwatch_e2e::{
-    http, listen, registry_text, AckedPublisher, GatewayProcess, Mosquitto, Received,
-    WebhookReceiver, API_TOKEN,
+    eventually, http, listen, registry_text, test_config, AckedPublisher, GatewayProcess,
+    Mosquitto, Received, SmtpServer, TestGateway, WebhookReceiver, API_TOKEN,
 };
+use gridwatch_gateway::notify::email::{SmtpConfig, SmtpTls};
+use gridwatch_gateway::registry::Registry;
 
 /// Every webhook that arrives within `within` of the previous one, by idempotency id.
 async fn drain(hook: &WebhookReceiver, within: Duration, into: &mut Vec<Received>) {
@@ -166,5 +168,110 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
         accepted.insert(id, d["attempts"][0]["at_ms"].as_u64().unwrap_or_default());
     }
     assert_eq!(accepted.len(), 6);
+    Ok(())
+}
+
+/// The group robots here are the test's receiver, answering as the real ones do when they take a
+/// message; what is checked is what the gateway sends them (format, signature, mentions). The
+/// mail goes through a real SMTP server.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sos_reaches_the_worker_on_every_channel_they_have() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let smtp = SmtpServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.notify.smtp = Some(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        tls: SmtpTls::None,
+        username: None,
+        from: "gridwatch@example.com".into(),
+        timeout_ms: 5000,
+    });
+    let text = registry_text(&hook).replace(
+        "name = \"李军\"\n",
+        &format!(
+            "name = \"李军\"\nphone = \"13800000002\"\nemail = \"li@example.com\"\n\
+             wecom = \"{}?key=k1\"\ndingtalk = \"{}?access_token=t1\"\ndingtalk_secret = \"SECabc\"\n\
+             feishu = \"{}\"\nfeishu_secret = \"fs1\"\n",
+            hook.url("wecom"),
+            hook.url("dingtalk"),
+            hook.url("feishu"),
+        ),
+    );
+    let registry = Registry::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+
+    let mut got: HashMap<String, Received> = HashMap::new();
+    for _ in 0..4 {
+        let r = hook.next(Duration::from_secs(10)).await?;
+        got.insert(r.uri.path().trim_start_matches('/').to_owned(), r);
+    }
+    let app = got["w-li"].json();
+    assert_eq!(app["type"], "alert.opened");
+    let id = app["data"]["alert_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let wecom = got["wecom"].json();
+    assert_eq!(wecom["msgtype"], "text");
+    let content = wecom["text"]["content"].as_str().unwrap_or_default();
+    assert!(content.starts_with("【紧急】"), "{content}");
+    assert!(
+        content.contains("2单元301室") && content.contains(&id),
+        "{content}"
+    );
+    assert_eq!(wecom["text"]["mentioned_mobile_list"][0], "13800000002");
+
+    let ding = &got["dingtalk"];
+    let query = ding.uri.query().unwrap_or_default();
+    assert!(
+        query.starts_with("access_token=t1&timestamp=") && query.contains("&sign="),
+        "{query}"
+    );
+    assert_eq!(ding.json()["at"]["atMobiles"][0], "13800000002");
+
+    let feishu = got["feishu"].json();
+    assert_eq!(feishu["msg_type"], "text");
+    assert!(feishu["sign"].as_str().is_some_and(|s| !s.is_empty()));
+
+    let mails = eventually(Duration::from_secs(10), || async {
+        let mails = smtp.mails()?;
+        Ok((!mails.is_empty()).then_some(mails))
+    })
+    .await?;
+    assert_eq!(mails[0].envelope_to, "li@example.com");
+    assert!(mails[0].subject.starts_with("【紧急】"), "{mails:?}");
+    assert_eq!(
+        mails[0].message_id,
+        format!("<{id}.opened.w-li.email@gridwatch>")
+    );
+
+    // The alert shows every delivery, each taken at the first attempt.
+    let alert: serde_json::Value = http()
+        .get(format!("{}/api/v1/alerts/{id}", gw.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut channels: Vec<&str> = alert["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["accepted_at"].is_u64())
+        .filter_map(|d| d["channel"].as_str())
+        .collect();
+    channels.sort();
+    assert_eq!(
+        channels,
+        ["dingtalk", "email", "feishu", "webhook", "wecom"]
+    );
+    gw.gateway.shutdown().await;
     Ok(())
 }

@@ -89,11 +89,17 @@ async fn an_sos_press_reaches_the_worker_on_duty_and_is_retried_until_accepted(
 
     let m = gw.metrics().await?;
     assert_eq!(
-        metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"failed\""),
+        metric_sum(
+            &m,
+            "gridwatch_notify_attempts_total{channel=\"webhook\",outcome=\"failed\""
+        ),
         2.0
     );
     assert_eq!(
-        metric_sum(&m, "gridwatch_notify_attempts_total{outcome=\"delivered\""),
+        metric_sum(
+            &m,
+            "gridwatch_notify_attempts_total{channel=\"webhook\",outcome=\"delivered\""
+        ),
         1.0
     );
     gw.gateway.shutdown().await;

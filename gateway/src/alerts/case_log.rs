@@ -467,7 +467,10 @@ mod tests {
             worker: "w1".into(),
             channel: Channel::Webhook,
             target: "http://127.0.0.1:9/w1".into(),
+            title: String::new(),
             body: "{\"type\":\"alert.opened\"}".into(),
+            secret: None,
+            mention: Vec::new(),
         }
     }
 

@@ -605,7 +605,7 @@ mod tests {
             id: "w1".into(),
             name: "王芳".into(),
             phone: None,
-            webhook: None,
+            reach: Vec::new(),
         };
         let d = device("s1");
         let Fired::Opened(a) = book.open(opening(&d, Some(&w), "id-1", 10)) else {
@@ -695,7 +695,7 @@ mod tests {
                 id: id.into(),
                 name: id.into(),
                 phone: None,
-                webhook: None,
+                reach: Vec::new(),
             })
         };
         let chain = vec![worker("on-duty"), worker("backup"), worker("leader")];

@@ -32,3 +32,60 @@ impl Messages {
         }
     }
 }
+
+/// What a person reads about `alert` in a group chat or an e-mail: a title line and a few lines
+/// of where, what, when and who; `escalated` when it went up its chain.
+pub fn notice(
+    alert: &super::Alert,
+    escalated: bool,
+    lang: Language,
+    offset_min: i32,
+) -> (String, String) {
+    use gridwatch_edge_rules::Severity;
+    let d = &alert.device;
+    let when = crate::clock::local_time(alert.started_at, offset_min);
+    let who = alert
+        .assignee
+        .as_ref()
+        .map(|a| match &a.phone {
+            Some(p) => format!("{} {p}", a.name),
+            None => a.name.clone(),
+        })
+        .unwrap_or_default();
+    let message = alert.messages.get(lang);
+    match lang {
+        Language::ZhCn => {
+            let severity = match alert.severity {
+                Severity::Critical => "紧急",
+                Severity::Major => "重要",
+                Severity::Minor => "一般",
+                Severity::Info => "提示",
+            };
+            let up = if escalated { "·已升级" } else { "" };
+            let mut text = format!(
+                "位置：{} {}（{}）\n设备：{}（{}）\n发生时间：{when}\n处理人：{who}",
+                d.building_name, d.location, d.grid_name, d.id, d.kind
+            );
+            if escalated {
+                text += &format!("\n升级：第{}级，此前无人确认", alert.escalation_level);
+            }
+            text += &format!("\n告警编号：{}", alert.alert_id);
+            (format!("【{severity}{up}】{message}"), text)
+        }
+        Language::En => {
+            let up = if escalated { ", escalated" } else { "" };
+            let mut text = format!(
+                "Where: {} {} ({})\nDevice: {} ({})\nSince: {when}\nAssigned to: {who}",
+                d.building_name, d.location, d.grid_name, d.id, d.kind
+            );
+            if escalated {
+                text += &format!(
+                    "\nEscalation: level {}, nobody acknowledged before",
+                    alert.escalation_level
+                );
+            }
+            text += &format!("\nAlert: {}", alert.alert_id);
+            (format!("[{}{up}] {message}", alert.severity.as_str()), text)
+        }
+    }
+}

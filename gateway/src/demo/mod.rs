@@ -179,7 +179,10 @@ pub async fn run(
             .alerts_opened
             .with_label_values(&["sos_pressed", "critical"])
             .get(),
-        webhooks_delivered: m.notify_attempts.with_label_values(&["delivered"]).get(),
+        webhooks_delivered: m
+            .notify_attempts
+            .with_label_values(&["webhook", "delivered"])
+            .get(),
         readings_stored: m.tsdb_lines_written.get(),
         connection_errors: m.mqtt_connection_errors.get(),
     };

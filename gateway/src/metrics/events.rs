@@ -306,9 +306,10 @@ impl NotifyUnroutable<'_> {
     }
 }
 
-/// A webhook delivery attempt failed and will be retried.
+/// A delivery attempt failed and will be retried.
 pub struct DeliveryFailed<'a> {
     pub delivery_id: &'a str,
+    pub channel: &'static str,
     pub attempt: u32,
     pub error: &'a dyn Display,
     pub retry_in: Duration,
@@ -316,33 +317,40 @@ pub struct DeliveryFailed<'a> {
 
 impl DeliveryFailed<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.notify_attempts.with_label_values(&["failed"]).inc();
+        m.notify_attempts
+            .with_label_values(&[self.channel, "failed"])
+            .inc();
         limited(m, "delivery_failed", |held| {
             tracing::warn!(
                 delivery_id = self.delivery_id,
+                channel = self.channel,
                 attempt = self.attempt,
                 retry_in_ms = self.retry_in.as_millis() as u64,
                 held_back = held,
-                "webhook delivery failed: {}",
+                "delivery failed: {}",
                 self.error
             )
         });
     }
 }
 
-/// A webhook receiver accepted a delivery.
+/// A receiver accepted a delivery.
 pub struct DeliverySucceeded<'a> {
     pub delivery_id: &'a str,
+    pub channel: &'static str,
     pub attempt: u32,
 }
 
 impl DeliverySucceeded<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.notify_attempts.with_label_values(&["delivered"]).inc();
+        m.notify_attempts
+            .with_label_values(&[self.channel, "delivered"])
+            .inc();
         tracing::info!(
             delivery_id = self.delivery_id,
+            channel = self.channel,
             attempt = self.attempt,
-            "webhook delivered"
+            "delivered"
         );
     }
 }

@@ -53,7 +53,7 @@ pub struct Metrics {
     pub case_log_errors: IntCounterVec,
     /// Bytes the case log holds on disk.
     pub case_log_bytes: IntGauge,
-    /// Webhook delivery attempts, by outcome (delivered, failed).
+    /// Delivery attempts, by channel and outcome (delivered, failed).
     pub notify_attempts: IntCounterVec,
     /// Deliveries not yet accepted by their receiver.
     pub notify_pending: IntGauge,
@@ -257,8 +257,8 @@ impl Metrics {
             notify_attempts: counter_vec(
                 &r,
                 "gridwatch_notify_attempts_total",
-                "Webhook delivery attempts.",
-                &["outcome"],
+                "Delivery attempts, by channel and outcome.",
+                &["channel", "outcome"],
             ),
             notify_pending: gauge(
                 &r,

@@ -25,21 +25,44 @@ use crate::backoff::Backoff;
 use crate::config::NotifyConfig;
 use crate::metrics::events::{CaseLogFailed, DeliveryFailed, DeliverySucceeded};
 use crate::metrics::Metrics;
+use email::Mailer;
 use signing::Signer;
 
 /// How a notification travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
-    /// A signed JSON POST (Standard Webhooks).
+    /// A signed JSON POST (Standard Webhooks): the worker's app.
     Webhook,
+    /// A WeCom (企业微信) group robot.
+    Wecom,
+    /// A DingTalk (钉钉) group robot.
+    Dingtalk,
+    /// A Feishu (飞书) group robot.
+    Feishu,
+    /// E-mail over SMTP.
+    Email,
 }
 
 impl Channel {
-    /// The name in the case log and the API.
+    /// The name in the registry, the case log, the API and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Webhook => "webhook",
+            Channel::Wecom => "wecom",
+            Channel::Dingtalk => "dingtalk",
+            Channel::Feishu => "feishu",
+            Channel::Email => "email",
+        }
+    }
+
+    /// The group robot behind this channel, if it is one.
+    pub fn robot(self) -> Option<robots::Robot> {
+        match self {
+            Channel::Wecom => Some(robots::Robot::WeCom),
+            Channel::Dingtalk => Some(robots::Robot::DingTalk),
+            Channel::Feishu => Some(robots::Robot::Feishu),
+            Channel::Webhook | Channel::Email => None,
         }
     }
 }
@@ -55,10 +78,19 @@ pub struct Delivery {
     pub worker: String,
     /// How it travels.
     pub channel: Channel,
-    /// Where it goes: the webhook's URL.
+    /// Where it goes: a URL, or an e-mail address.
     pub target: String,
-    /// The JSON body.
+    /// The first line for people (robots, the e-mail's subject); empty for a webhook.
+    pub title: String,
+    /// The JSON body of a webhook, or the text for people.
     pub body: String,
+    /// The robot's signing secret; never written to the case log, looked up again after a
+    /// restart.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// The phone numbers a group robot @-mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention: Vec<String>,
 }
 
 /// What the pipeline holds to send notifications.
@@ -74,20 +106,27 @@ impl Notifier {
     }
 }
 
+/// What sends one attempt on each channel.
+struct Senders {
+    client: reqwest::Client,
+    signer: Option<Signer>,
+    mailer: Option<Mailer>,
+}
+
 /// The loop that owns deliveries in flight.
 pub struct NotifyDriver {
     rx: mpsc::UnboundedReceiver<Delivery>,
-    client: reqwest::Client,
-    signer: Option<Signer>,
+    senders: Arc<Senders>,
     cfg: NotifyConfig,
     cases: CaseLog,
     metrics: Arc<Metrics>,
 }
 
-/// Builds a notifier; `signer` signs every delivery when set.
+/// Builds a notifier; `signer` signs every webhook when set, `mailer` sends the e-mails.
 pub fn notifier(
     cfg: &NotifyConfig,
     signer: Option<Signer>,
+    mailer: Option<Mailer>,
     cases: CaseLog,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Notifier, NotifyDriver)> {
@@ -100,13 +139,49 @@ pub fn notifier(
         Notifier { tx },
         NotifyDriver {
             rx,
-            client,
-            signer,
+            senders: Arc::new(Senders {
+                client,
+                signer,
+                mailer,
+            }),
             cfg: cfg.clone(),
             cases,
             metrics,
         },
     ))
+}
+
+/// One attempt at `d`, on its channel; `Ok` once the receiver took it.
+async fn attempt(d: &Delivery, s: &Senders) -> Result<(), String> {
+    let now_ms = crate::clock::now_ms();
+    if let Some(robot) = d.channel.robot() {
+        let message = robots::RobotMessage {
+            title: &d.title,
+            text: &d.body,
+            mention_mobiles: &d.mention,
+        };
+        // Built afresh each time: the signing robots refuse an old timestamp.
+        let (url, body) = robots::request(robot, &d.target, d.secret.as_deref(), &message, now_ms)
+            .map_err(|e| e.to_string())?;
+        let resp = s
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let status = resp.status().as_u16();
+        let answer = resp.bytes().await.map_err(|e| format!("{e:#}"))?;
+        return robots::accepted(robot, status, &answer);
+    }
+    match d.channel {
+        Channel::Email => match &s.mailer {
+            Some(m) => m.send(&d.target, &d.title, &d.body, &d.id).await,
+            None => Err("no SMTP server: set [notify.smtp] in the config".into()),
+        },
+        _ => webhook::post(&s.client, s.signer.as_ref(), d, now_ms / 1000).await,
+    }
 }
 
 /// Makes the case log durable, off the async threads.
@@ -145,7 +220,7 @@ impl NotifyDriver {
                         for d in batch {
                             self.metrics.notify_pending.inc();
                             let backoff = Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms);
-                            inflight.spawn(deliver(d, self.client.clone(), self.signer.clone(), backoff, self.cases.clone(), self.metrics.clone()));
+                            inflight.spawn(deliver(d, self.senders.clone(), backoff, self.cases.clone(), self.metrics.clone()));
                         }
                     }
                     None => open = false,
@@ -172,17 +247,15 @@ impl NotifyDriver {
 
 async fn deliver(
     d: Delivery,
-    client: reqwest::Client,
-    signer: Option<Signer>,
+    senders: Arc<Senders>,
     mut backoff: Backoff,
     cases: CaseLog,
     metrics: Arc<Metrics>,
 ) {
-    let mut attempt = 0;
+    let mut tries = 0;
     loop {
-        attempt += 1;
-        let now_s = crate::clock::now_ms() / 1000;
-        let result = webhook::post(&client, signer.as_ref(), &d, now_s).await;
+        tries += 1;
+        let result = attempt(&d, &senders).await;
         let noted = cases.attempt(
             &d.id,
             Attempt {
@@ -201,7 +274,8 @@ async fn deliver(
             Ok(()) => {
                 DeliverySucceeded {
                     delivery_id: &d.id,
-                    attempt,
+                    channel: d.channel.as_str(),
+                    attempt: tries,
                 }
                 .emit(&metrics);
                 // So that a restart does not send it again.
@@ -212,7 +286,8 @@ async fn deliver(
                 let wait = backoff.next_wait();
                 DeliveryFailed {
                     delivery_id: &d.id,
-                    attempt,
+                    channel: d.channel.as_str(),
+                    attempt: tries,
                     error: &e,
                     retry_in: wait,
                 }
