@@ -1,7 +1,9 @@
-//! The duty roster: shifts per grid and role, written in the community's wall-clock time.
+//! The duty roster: who holds each role for a grid at an instant, from shifts written in the
+//! community's wall-clock time.
 //!
-//! A shift is a `[[shifts]]` table, in the registry file or a roster file of its own, on top of
-//! the registry's always-on `[[duty]]` assignment:
+//! Shifts sit on top of the registry's always-on `[[duty]]` assignment: [`Roster::who`] answers
+//! `None` when no shift covers an instant, and the caller then falls back to `[[duty]]`. A shift is
+//! a `[[shifts]]` table, in the registry file or a roster file of its own:
 //!
 //! ```toml
 //! [[shifts]]
@@ -14,8 +16,11 @@
 //! ```
 //!
 //! Days name the day a shift starts, so a `mon-fri` shift from 20:00 to 08:00 still covers
-//! Saturday 03:00. [`check`] reads the tables and reports every problem at once, two workers
-//! given one role for one grid at the same time among them.
+//! Saturday 03:00. Times are local wall-clock minutes of the week: where clocks change, a shift
+//! follows the wall clock, not a count of hours. [`Roster::gaps`] finds, ahead of time, when a grid
+//! will have nobody, and [`Roster::next_change`] says when to announce who holds each role next.
+//! A [`Roster`] never changes: a changed roster file goes through [`check`] again and a new
+//! `Roster` replaces the old one whole, so no reader sees a reload half-applied.
 //!
 //! Zones come from `jiff` with its bundled tzdb only (about 200 KB; a rule change then waits for a
 //! gateway release), so an edge box without /usr/share/zoneinfo still knows them and every box
@@ -85,6 +90,44 @@ impl Zone {
     fn offset_s(&self, at_ms: u64) -> i64 {
         i64::from(self.0.to_offset(timestamp(at_ms)).seconds())
     }
+
+    /// The first instant after `at_ms` at which the zone's offset changes, and the new offset.
+    fn next_transition(&self, at_ms: u64) -> Option<(u64, i64)> {
+        let t = self.0.following(timestamp(at_ms)).next()?;
+        let at = u64::try_from(t.timestamp().as_millisecond()).ok()?;
+        Some((at, i64::from(t.offset().seconds())))
+    }
+
+    /// The first instant after `after_ms` at which the local clock reaches one of `points`
+    /// (minutes of the week) or jumps over one.
+    fn next_point(&self, points: &[u32], after_ms: u64) -> Option<u64> {
+        let mut at = after_ms;
+        loop {
+            let offset_s = self.offset_s(at);
+            let now = week_ms(at, offset_s);
+            let wait = points
+                .iter()
+                .map(
+                    |&p| match (i64::from(p) * 60_000 - now).rem_euclid(WEEK_MS) {
+                        0 => WEEK_MS,
+                        d => d,
+                    },
+                )
+                .min()?;
+            let reached = at.checked_add(wait.unsigned_abs())?;
+            // A clock change on the way moves where the point falls, so look again from there.
+            match self.next_transition(at) {
+                Some((jump_at, new_offset_s)) if jump_at <= reached => {
+                    let before = week_ms(jump_at, offset_s);
+                    if jumps_over(points, before, (new_offset_s - offset_s) * 1000) {
+                        return Some(jump_at);
+                    }
+                    at = jump_at;
+                }
+                _ => return Some(reached),
+            }
+        }
+    }
 }
 
 impl Default for Zone {
@@ -107,6 +150,21 @@ fn week_ms(at_ms: u64, offset_s: i64) -> i64 {
     // Reducing first keeps any u64 in range; the Unix epoch fell on a Thursday.
     let since_epoch = (at_ms % WEEK_MS.unsigned_abs()) as i64;
     (since_epoch + offset_s * 1000 + 3 * DAY_MS).rem_euclid(WEEK_MS)
+}
+
+/// Whether a clock jump of `jump_ms` that leaves week-millisecond `before` passes one of `points`:
+/// forward, the clock skips the points from `before` up to where it lands; back, it goes again
+/// through those after where it lands and before `before`, so shifts that began there end again.
+fn jumps_over(points: &[u32], before: i64, jump_ms: i64) -> bool {
+    points.iter().any(|&p| {
+        let p = i64::from(p) * 60_000;
+        if jump_ms >= 0 {
+            (p - before).rem_euclid(WEEK_MS) <= jump_ms
+        } else {
+            let past_landing = (p - before - jump_ms).rem_euclid(WEEK_MS);
+            past_landing > 0 && past_landing < -jump_ms
+        }
+    })
 }
 
 /// The days of the week a shift starts on.
@@ -213,6 +271,28 @@ impl Shift {
             .iter()
             .map(|d| d * DAY_MIN + u32::from(self.from_min))
     }
+
+    /// Whether the shift covers local minute `week_min` of the week.
+    fn covers(&self, week_min: u32) -> bool {
+        self.starts()
+            .any(|s| (week_min + WEEK_MIN - s) % WEEK_MIN < self.len())
+    }
+
+    /// Whether the shift fills `role` for `grid`; the duty officer's fills it for every grid.
+    fn fills(&self, grid: &str, role: Role) -> bool {
+        self.role == role && (role == Role::DutyOfficer || self.grid.as_deref() == Some(grid))
+    }
+}
+
+/// The minutes of the week at which any of `shifts` starts or ends, sorted, each once.
+fn boundaries<'s>(shifts: impl IntoIterator<Item = &'s Shift>) -> Vec<u32> {
+    let mut points: Vec<u32> = shifts
+        .into_iter()
+        .flat_map(|s| s.starts().flat_map(|t| [t, (t + s.len()) % WEEK_MIN]))
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    points
 }
 
 /// A `[[shifts]]` table as written, each value with its place in the file so that a problem can
@@ -393,10 +473,123 @@ fn stretch(start: u32, len: u32) -> String {
     }
 }
 
+/// A stretch of time when nobody fills a role for a grid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The grid left without anyone.
+    pub grid: String,
+    /// When the gap begins, milliseconds since the Unix epoch.
+    pub starts_ms: u64,
+    /// When someone takes over, or the end of the horizon searched if nobody does before it.
+    pub ends_ms: u64,
+}
+
+/// Checked shifts and the zone they are read in: who holds which role for which grid, when.
+#[derive(Clone, Debug)]
+pub struct Roster {
+    shifts: Vec<Shift>,
+    zone: Zone,
+    boundaries: Vec<u32>,
+}
+
+impl Roster {
+    /// A roster of shifts from [`check`], read in `zone`.
+    pub fn new(shifts: Vec<Shift>, zone: Zone) -> Roster {
+        let boundaries = boundaries(&shifts);
+        Roster {
+            shifts,
+            zone,
+            boundaries,
+        }
+    }
+
+    /// The zone the shifts are read in, to tell people a time in their own clock.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// The worker whose shift fills `role` for `grid` at `at_ms`, or `None` when no shift does
+    /// and the registry's `[[duty]]` applies; the duty officer's shifts serve every grid.
+    pub fn who(&self, grid: &str, role: Role, at_ms: u64) -> Option<&str> {
+        let week_min = self.zone.week_min(at_ms);
+        self.shifts
+            .iter()
+            .find(|s| s.fills(grid, role) && s.covers(week_min))
+            .map(|s| s.worker.as_str())
+    }
+
+    /// The first instant after `after_ms` at which any shift starts or ends, when the gateway
+    /// should announce who now holds each role; `None` for a roster without shifts.
+    pub fn next_change(&self, after_ms: u64) -> Option<u64> {
+        self.zone.next_point(&self.boundaries, after_ms)
+    }
+
+    /// For each of `grids` without a `fallback` (an always-on `[[duty]]`), the first stretch in
+    /// `[from_ms, from_ms + horizon_ms)` when no shift fills `role`, to raise before it begins;
+    /// for the duty officer, name the community as the one grid.
+    pub fn gaps(
+        &self,
+        grids: &[&str],
+        role: Role,
+        from_ms: u64,
+        horizon_ms: u64,
+        fallback: impl Fn(&str) -> bool,
+    ) -> Vec<Gap> {
+        let end = from_ms.saturating_add(horizon_ms);
+        let gap = |grid: &str, starts_ms, ends_ms| Gap {
+            grid: grid.to_string(),
+            starts_ms,
+            ends_ms,
+        };
+        grids
+            .iter()
+            .filter(|grid| !fallback(grid))
+            .filter_map(|&grid| {
+                let shifts: Vec<&Shift> =
+                    self.shifts.iter().filter(|s| s.fills(grid, role)).collect();
+                let points = boundaries(shifts.iter().copied());
+                let mut at = from_ms;
+                let mut starts = None;
+                // Cover only changes where a shift starts or ends, so those are the only
+                // instants to look at.
+                while at < end {
+                    let week_min = self.zone.week_min(at);
+                    let covered = shifts.iter().any(|s| s.covers(week_min));
+                    match (starts, covered) {
+                        (None, false) => starts = Some(at),
+                        (Some(starts_ms), true) => return Some(gap(grid, starts_ms, at)),
+                        _ => {}
+                    }
+                    at = self.zone.next_point(&points, at).unwrap_or(end);
+                }
+                starts.map(|starts_ms| gap(grid, starts_ms, end))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::civil::DateTime;
     use proptest::prelude::*;
+
+    /// Milliseconds since the epoch of a local wall-clock time such as `2024-01-01T08:00`.
+    fn at(zone: &str, local: &str) -> u64 {
+        let tz = TimeZone::get(zone).unwrap();
+        let ms = local
+            .parse::<DateTime>()
+            .unwrap()
+            .to_zoned_datetime(tz)
+            .unwrap()
+            .timestamp()
+            .as_millisecond();
+        u64::try_from(ms).unwrap()
+    }
+
+    fn sh(local: &str) -> u64 {
+        at(DEFAULT_ZONE, local)
+    }
 
     fn set(ids: &[&str]) -> HashSet<String> {
         ids.iter().map(|s| s.to_string()).collect()
@@ -415,6 +608,93 @@ mod tests {
             &set(&["w-wang", "w-li", "w-zhao", "w-chen", "w-boss"]),
             &set(&["g1", "g2"]),
         )
+    }
+
+    fn roster(text: &str, zone: &str) -> Roster {
+        Roster::new(parse(text).unwrap(), Zone::parse(zone).unwrap())
+    }
+
+    /// A week in grid g1, on duty around the clock: weekdays by day and by night, the weekend in
+    /// 24-hour shifts; a backup on Sunday night into Monday; g2 staffed only on weekday days.
+    const WEEK: &str = r#"
+[[shifts]]
+grid = "g1"
+worker = "w-wang"
+days = "mon-fri"
+from = "08:00"
+to = "20:00"
+
+[[shifts]]
+grid = "g1"
+worker = "w-li"
+days = "mon-fri"
+from = "20:00"
+to = "08:00"
+
+[[shifts]]
+grid = "g1"
+worker = "w-zhao"
+days = "sat,sun"
+from = "08:00"
+to = "08:00"
+
+[[shifts]]
+grid = "g1"
+worker = "w-chen"
+role = "backup"
+days = "sun"
+from = "22:00"
+to = "06:00"
+
+[[shifts]]
+worker = "w-boss"
+role = "duty_officer"
+from = "00:00"
+to = "24:00"
+
+[[shifts]]
+grid = "g2"
+worker = "w-wang"
+days = "mon-fri"
+from = "08:00"
+to = "20:00"
+"#;
+
+    #[test]
+    fn a_scripted_week_names_who_is_on_duty() {
+        let r = roster(WEEK, DEFAULT_ZONE);
+        // 2024-01-01 was a Monday.
+        let table = [
+            ("2024-01-01T07:59", "g1", Role::OnDuty, Some("w-zhao")),
+            ("2024-01-01T08:00", "g1", Role::OnDuty, Some("w-wang")),
+            ("2024-01-01T19:59", "g1", Role::OnDuty, Some("w-wang")),
+            ("2024-01-01T20:00", "g1", Role::OnDuty, Some("w-li")),
+            ("2024-01-02T03:00", "g1", Role::OnDuty, Some("w-li")),
+            ("2024-01-05T20:00", "g1", Role::OnDuty, Some("w-li")),
+            ("2024-01-06T03:00", "g1", Role::OnDuty, Some("w-li")),
+            ("2024-01-06T08:00", "g1", Role::OnDuty, Some("w-zhao")),
+            ("2024-01-07T07:59", "g1", Role::OnDuty, Some("w-zhao")),
+            ("2024-01-07T08:00", "g1", Role::OnDuty, Some("w-zhao")),
+            ("2024-01-07T21:59", "g1", Role::Backup, None),
+            ("2024-01-07T22:00", "g1", Role::Backup, Some("w-chen")),
+            ("2024-01-08T05:59", "g1", Role::Backup, Some("w-chen")),
+            ("2024-01-08T06:00", "g1", Role::Backup, None),
+            ("2024-01-06T23:00", "g1", Role::Backup, None),
+            ("2024-01-03T12:00", "g1", Role::Leader, None),
+            ("2024-01-03T12:00", "g2", Role::OnDuty, Some("w-wang")),
+            ("2024-01-03T20:00", "g2", Role::OnDuty, None),
+            ("2024-01-06T12:00", "g2", Role::OnDuty, None),
+            ("2024-01-03T12:00", "g9", Role::OnDuty, None),
+            ("2024-01-03T00:00", "g1", Role::DutyOfficer, Some("w-boss")),
+            ("2024-01-07T23:59", "g2", Role::DutyOfficer, Some("w-boss")),
+        ];
+        for (local, grid, role, worker) in table {
+            assert_eq!(
+                r.who(grid, role, sh(local)),
+                worker,
+                "{local} {grid} {role}"
+            );
+        }
     }
 
     #[test]
@@ -440,8 +720,21 @@ mod tests {
 
     #[test]
     fn instants_past_the_year_9999_still_have_a_local_time() {
-        let (day, minute) = Zone::default().local(u64::MAX);
+        let zone = Zone::default();
+        let (day, minute) = zone.local(u64::MAX);
         assert!(day < 7 && minute < 24 * 60);
+        let r = roster(WEEK, DEFAULT_ZONE);
+        let _ = r.who("g1", Role::OnDuty, u64::MAX);
+        assert_eq!(r.next_change(u64::MAX), None);
+        let empty = roster("shifts = []", DEFAULT_ZONE);
+        assert_eq!(
+            empty.gaps(&["g1"], Role::OnDuty, u64::MAX - 5, 10, |_| false),
+            [Gap {
+                grid: "g1".into(),
+                starts_ms: u64::MAX - 5,
+                ends_ms: u64::MAX,
+            }]
+        );
     }
 
     #[test]
@@ -594,6 +887,129 @@ to = "02:00"
         );
     }
 
+    #[test]
+    fn gaps_are_found_ahead_and_none_where_the_fallback_covers() {
+        let r = roster(WEEK, DEFAULT_ZONE);
+        let from = sh("2024-01-01T19:00");
+        let hour = 3_600_000;
+        let none = |_: &str| false;
+        assert_eq!(
+            r.gaps(&["g1", "g2"], Role::OnDuty, from, 2 * hour, none),
+            [Gap {
+                grid: "g2".into(),
+                starts_ms: sh("2024-01-01T20:00"),
+                ends_ms: sh("2024-01-01T21:00"),
+            }]
+        );
+        assert_eq!(
+            r.gaps(&["g2"], Role::OnDuty, from, 24 * hour, none),
+            [Gap {
+                grid: "g2".into(),
+                starts_ms: sh("2024-01-01T20:00"),
+                ends_ms: sh("2024-01-02T08:00"),
+            }]
+        );
+        assert_eq!(
+            r.gaps(&["g1", "g2"], Role::OnDuty, from, 24 * hour, |g| g == "g2"),
+            []
+        );
+        assert_eq!(r.gaps(&["g2"], Role::OnDuty, from, 0, none), []);
+        let at_night = sh("2024-01-01T23:00");
+        assert_eq!(
+            r.gaps(&["g1"], Role::Backup, at_night, hour, none),
+            [Gap {
+                grid: "g1".into(),
+                starts_ms: at_night,
+                ends_ms: at_night + hour,
+            }]
+        );
+        assert_eq!(
+            r.gaps(&["yg"], Role::DutyOfficer, from, 7 * 24 * hour, none),
+            []
+        );
+    }
+
+    #[test]
+    fn next_change_is_the_next_start_or_end_of_any_shift() {
+        let r = roster(WEEK, DEFAULT_ZONE);
+        let next = |local| r.next_change(sh(local));
+        assert_eq!(next("2024-01-01T08:00"), Some(sh("2024-01-01T20:00")));
+        assert_eq!(next("2024-01-01T07:59"), Some(sh("2024-01-01T08:00")));
+        assert_eq!(next("2024-01-01T20:00"), Some(sh("2024-01-02T00:00")));
+        assert_eq!(next("2024-01-07T08:00"), Some(sh("2024-01-07T22:00")));
+        assert_eq!(next("2024-01-07T23:00"), Some(sh("2024-01-08T00:00")));
+        assert_eq!(roster("shifts = []", DEFAULT_ZONE).next_change(0), None);
+    }
+
+    #[test]
+    fn a_shift_in_the_hour_clocks_skip_begins_when_they_spring_forward() {
+        let berlin = "Europe/Berlin";
+        let r = roster(
+            "[[shifts]]\ngrid = \"g1\"\nworker = \"w-wang\"\ndays = \"sun\"\nfrom = \"02:30\"\nto = \"04:00\"\n",
+            berlin,
+        );
+        // 2024-03-31: at 01:00Z the clocks go from 02:00 to 03:00.
+        let jump = 1_711_846_800_000;
+        assert_eq!(r.next_change(jump - 1_800_000), Some(jump));
+        assert_eq!(r.who("g1", Role::OnDuty, jump - 1), None);
+        assert_eq!(r.who("g1", Role::OnDuty, jump), Some("w-wang"));
+        assert_eq!(r.next_change(jump), Some(at(berlin, "2024-03-31T04:00")));
+    }
+
+    #[test]
+    fn a_shift_that_ended_begins_again_when_clocks_fall_back_into_it() {
+        let berlin = "Europe/Berlin";
+        let r = roster(
+            "[[shifts]]\ngrid = \"g1\"\nworker = \"w-wang\"\ndays = \"sun\"\nfrom = \"01:00\"\nto = \"02:30\"\n",
+            berlin,
+        );
+        // 2024-10-27: at 01:00Z the clocks go from 03:00 back to 02:00.
+        let jump = 1_729_990_800_000;
+        let half_hour = 1_800_000;
+        assert_eq!(r.who("g1", Role::OnDuty, jump - 1), None);
+        assert_eq!(r.next_change(jump - half_hour + 1), Some(jump));
+        assert_eq!(r.who("g1", Role::OnDuty, jump), Some("w-wang"));
+        assert_eq!(r.next_change(jump), Some(jump + half_hour));
+        assert_eq!(
+            r.gaps(
+                &["g1"],
+                Role::OnDuty,
+                jump - half_hour,
+                2 * half_hour,
+                |_| false
+            ),
+            [Gap {
+                grid: "g1".into(),
+                starts_ms: jump - half_hour,
+                ends_ms: jump,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_shift_that_clocks_fall_back_through_lasts_an_hour_longer_without_a_change() {
+        let berlin = "Europe/Berlin";
+        let r = roster(
+            "[[shifts]]\ngrid = \"g1\"\nworker = \"w-wang\"\ndays = \"sun\"\nfrom = \"02:00\"\nto = \"03:00\"\n",
+            berlin,
+        );
+        // 2024-10-27: the shift starts at 02:00 summer time, 00:00Z; at 01:00Z, just before it
+        // would end, the clocks go back to 02:00, and it runs until 03:00 winter time, 02:00Z.
+        let starts = 1_729_987_200_000;
+        let hour = 3_600_000;
+        assert_eq!(r.next_change(starts - 1), Some(starts));
+        assert_eq!(r.next_change(starts), Some(starts + 2 * hour));
+        for at in [
+            starts,
+            starts + hour - 1,
+            starts + hour,
+            starts + 2 * hour - 1,
+        ] {
+            assert_eq!(r.who("g1", Role::OnDuty, at), Some("w-wang"));
+        }
+        assert_eq!(r.who("g1", Role::OnDuty, starts + 2 * hour), None);
+    }
+
     /// Zones with half-hour offsets and with clocks that change, by the hour or by half an hour.
     const ZONES: [&str; 5] = [
         "Asia/Shanghai",
@@ -602,10 +1018,227 @@ to = "02:00"
         "Europe/Berlin",
         "Australia/Lord_Howe",
     ];
+    const GRIDS: [&str; 2] = ["g1", "g2"];
+    const ROLES: [Role; 2] = [Role::OnDuty, Role::DutyOfficer];
     /// 2100-01-01T00:00Z: every zone above has whole-minute offsets from 1970 to then.
     const UNTIL_2100: u64 = 4_102_444_800_000;
 
+    /// The naive model: for each grid and role, the worker at every minute of the week, painted
+    /// one minute at a time; `None` when two workers want the same minute.
+    fn paint(shifts: &[Shift]) -> Option<Vec<Vec<Option<String>>>> {
+        let mut week = vec![vec![None; WEEK_MIN as usize]; GRIDS.len() * ROLES.len()];
+        for s in shifts {
+            for (g, grid) in GRIDS.iter().enumerate() {
+                for (r, role) in ROLES.iter().enumerate() {
+                    if !s.fills(grid, *role) {
+                        continue;
+                    }
+                    for day in 0..7u32 {
+                        if s.days.0 & (1 << day) == 0 {
+                            continue;
+                        }
+                        let from = u32::from(s.from_min);
+                        let to = u32::from(s.to_min);
+                        let minutes = if to > from {
+                            to - from
+                        } else {
+                            to + DAY_MIN - from
+                        };
+                        for m in 0..minutes {
+                            let minute = ((day * DAY_MIN + from + m) % WEEK_MIN) as usize;
+                            let slot: &mut Option<String> = &mut week[g * ROLES.len() + r][minute];
+                            match slot {
+                                Some(w) if *w != s.worker => return None,
+                                _ => *slot = Some(s.worker.clone()),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(week)
+    }
+
+    /// Who the naive model names for every grid and role at `at_ms`.
+    fn model_at(week: &[Vec<Option<String>>], zone: &Zone, at_ms: u64) -> Vec<Option<String>> {
+        let (day, minute) = zone.local(at_ms);
+        let m = day as usize * DAY_MIN as usize + minute as usize;
+        week.iter().map(|slots| slots[m].clone()).collect()
+    }
+
+    fn clock_change_hours() -> impl Strategy<Value = u16> {
+        prop::sample::select(vec![60, 90, 120, 150, 180, 210])
+    }
+
+    fn any_shift() -> impl Strategy<Value = Shift> {
+        (
+            prop::sample::select(vec![
+                (Some("g1"), Role::OnDuty),
+                (Some("g2"), Role::OnDuty),
+                (None, Role::DutyOfficer),
+            ]),
+            prop::sample::select(vec!["w-wang", "w-li", "w-zhao"]),
+            1u8..=0x7f,
+            // Most shifts on the quarter hour, so that they meet and abut, many around 02:00,
+            // when clocks change; some anywhere.
+            prop_oneof![
+                clock_change_hours(),
+                (0u16..96).prop_map(|q| q * 15),
+                0u16..1440
+            ],
+            prop_oneof![
+                clock_change_hours(),
+                (0u16..=96).prop_map(|q| q * 15),
+                0u16..=1440
+            ],
+        )
+            .prop_map(|((grid, role), worker, days, from_min, to_min)| Shift {
+                grid: grid.map(String::from),
+                worker: worker.to_string(),
+                role,
+                days: Days(days),
+                from_min,
+                to_min,
+            })
+    }
+
+    /// Shifts without overlaps, as [`check`] lets through: each shift that would overlap the
+    /// ones kept before it is dropped.
+    fn shifts_without_overlaps() -> impl Strategy<Value = Vec<Shift>> {
+        prop::collection::vec(any_shift(), 0..8).prop_map(|all| {
+            let mut kept: Vec<Shift> = Vec::new();
+            for s in all {
+                kept.push(s);
+                if paint(&kept).is_none() {
+                    kept.pop();
+                }
+            }
+            kept
+        })
+    }
+
     proptest! {
+        #[test]
+        fn who_agrees_with_a_minute_by_minute_model(
+            shifts in shifts_without_overlaps(),
+            zone in prop::sample::select(ZONES.to_vec()),
+            at_ms in prop_oneof![0..UNTIL_2100, any::<u64>()],
+        ) {
+            let week = paint(&shifts).unwrap();
+            let r = Roster::new(shifts, Zone::parse(zone).unwrap());
+            let expected = model_at(&week, &r.zone, at_ms);
+            let actual: Vec<Option<String>> = GRIDS
+                .iter()
+                .flat_map(|g| ROLES.iter().map(|role| r.who(g, *role, at_ms).map(String::from)))
+                .collect();
+            prop_assert_eq!(actual, expected);
+        }
+
+        #[test]
+        fn check_finds_an_overlap_exactly_when_the_model_does(a in any_shift(), b in any_shift()) {
+            let clash = a.role == b.role && a.grid == b.grid && a.worker != b.worker;
+            let model = clash && paint(&[a.clone(), b.clone()]).is_none();
+            prop_assert_eq!(clash && overlap(&a, &b).is_some(), model);
+        }
+    }
+
+    /// An instant before 2100, most of the time a few hours before the zone's next clock change
+    /// so that the change falls inside what the property looks at.
+    fn instant(zone: &str, at_ms: u64, near_change: Option<i64>) -> u64 {
+        let zone = Zone::parse(zone).unwrap();
+        match (near_change, zone.next_transition(at_ms)) {
+            (Some(d), Some((jump_ms, _))) => jump_ms.saturating_add_signed(d),
+            _ => at_ms,
+        }
+    }
+
+    fn near_change() -> impl Strategy<Value = Option<i64>> {
+        prop::option::weighted(0.8, -6 * 3_600_000..3_600_000i64)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn nothing_changes_between_one_change_and_the_next(
+            shifts in shifts_without_overlaps(),
+            zone in prop::sample::select(ZONES.to_vec()),
+            after_ms in 0..UNTIL_2100,
+            near in near_change(),
+        ) {
+            let after_ms = instant(zone, after_ms, near);
+            let week = paint(&shifts).unwrap();
+            let points = boundaries(&shifts);
+            let r = Roster::new(shifts, Zone::parse(zone).unwrap());
+            let minute = 60_000;
+            let is_point = |at_ms| {
+                let (day, min) = r.zone.local(at_ms);
+                points.contains(&(u32::from(day) * DAY_MIN + u32::from(min)))
+            };
+            let clock_changes = |at_ms| r.zone.offset_s(at_ms - 1) != r.zone.offset_s(at_ms);
+            // Walk two days of changes, so that a clock change near the start is walked over.
+            let mut at = after_ms;
+            while at < after_ms + 2 * DAY_MS as u64 {
+                let Some(next) = r.next_change(at) else {
+                    prop_assert!(points.is_empty());
+                    break;
+                };
+                prop_assert!(next > at && next - at <= 8 * DAY_MS as u64);
+                prop_assert!(is_point(next) || clock_changes(next));
+                let first = at / minute * minute + minute;
+                let held = model_at(&week, &r.zone, first);
+                for m in (first..next).step_by(minute as usize) {
+                    // Clocks that fall back onto a start or end change nobody's duty.
+                    let falls_back = r.zone.offset_s(m - 1) > r.zone.offset_s(m);
+                    prop_assert!(!is_point(m) || falls_back);
+                    prop_assert_eq!(&model_at(&week, &r.zone, m), &held);
+                }
+                at = next;
+            }
+        }
+
+        #[test]
+        fn gaps_agree_with_a_minute_by_minute_model(
+            shifts in shifts_without_overlaps(),
+            zone in prop::sample::select(ZONES.to_vec()),
+            from_ms in 0..UNTIL_2100,
+            horizon_min in 0u64..2 * 1440,
+            g2_has_duty in any::<bool>(),
+            near in near_change(),
+        ) {
+            let from_ms = instant(zone, from_ms, near);
+            let week = paint(&shifts).unwrap();
+            let r = Roster::new(shifts, Zone::parse(zone).unwrap());
+            let minute = 60_000;
+            let end = from_ms + horizon_min * minute;
+            let fallback = |g: &str| g == "g2" && g2_has_duty;
+            let mut expected = Vec::new();
+            for (g, grid) in GRIDS.iter().enumerate().filter(|(_, g)| !fallback(g)) {
+                // Cover can only change on a whole minute, so from_ms and every whole minute
+                // after it are all the instants there are to look at.
+                let instants = std::iter::once(from_ms)
+                    .chain((from_ms / minute + 1..).map(|m| m * minute))
+                    .take_while(|&t| t < end);
+                let (mut starts, mut ends) = (None, end);
+                for t in instants {
+                    let covered = model_at(&week, &r.zone, t)[g * ROLES.len()].is_some();
+                    match (starts, covered) {
+                        (None, false) => starts = Some(t),
+                        (Some(_), true) => {
+                            ends = t;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(starts_ms) = starts {
+                    expected.push(Gap { grid: grid.to_string(), starts_ms, ends_ms: ends });
+                }
+            }
+            let horizon_ms = horizon_min * minute;
+            prop_assert_eq!(r.gaps(&GRIDS, Role::OnDuty, from_ms, horizon_ms, fallback), expected);
+        }
+
         #[test]
         fn local_time_agrees_with_jiff(
             zone in prop::sample::select(ZONES.to_vec()),
