@@ -22,6 +22,7 @@ pub mod demo;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;
+pub mod roster;
 
 // stage 1: bytes in
 pub mod ingest;
