@@ -16,7 +16,7 @@ use crate::ingest::mqtt::{self, Queues};
 use crate::journal::{Journal, JournalHandle, Limits};
 use crate::metrics::events::{CaseLogFailed, JournalRecovered};
 use crate::metrics::Metrics;
-use crate::notify::{self, email::Mailer, signing::Signer};
+use crate::notify::{self, email::Mailer, health::ChannelHealth, signing::Signer};
 use crate::pipeline::{Pipeline, RULES_CURSOR};
 use crate::registry::Registry;
 use crate::sinks::tsdb::writer::{self, Store};
@@ -154,10 +154,12 @@ impl Gateway {
             registry.clone(),
             metrics.clone(),
         );
+        let health = ChannelHealth::default();
         let (notifier, notify_driver) = notify::notifier(
             &config.notify,
             signer,
             mailer,
+            health.clone(),
             cases.clone(),
             metrics.clone(),
         )?;
@@ -165,6 +167,7 @@ impl Gateway {
         // robots' signing secrets are not in the case log.
         for mut d in recovered.pending {
             d.secret = registry
+                .staff()
                 .worker(&d.worker)
                 .and_then(|w| w.secret(d.channel))
                 .map(str::to_owned);
@@ -177,6 +180,7 @@ impl Gateway {
         let alerts = Arc::new(RwLock::new(AlertBook::restore(recovered.alerts)));
         let (alert_changes, _) = broadcast::channel(256);
         let http_registry = registry.clone();
+        let watched_registry = registry.clone();
         let pipeline = Pipeline {
             registry,
             max_payload_bytes: config.ingest.max_payload_bytes,
@@ -186,6 +190,11 @@ impl Gateway {
             journal,
             cases: cases.clone(),
             keep_ended: Duration::from_secs(u64::from(config.alerts.keep_ended_days) * 86_400),
+            health,
+            warn_ahead: Duration::from_secs(u64::from(config.alerts.warn_ahead_mins) * 60),
+            channel_failing_after: Duration::from_secs(u64::from(
+                config.alerts.channel_failing_after_secs,
+            )),
             notifier,
             acker,
             alerts: alerts.clone(),
@@ -227,6 +236,15 @@ impl Gateway {
         tasks.spawn(pipeline.run(events_rx, telemetry_rx, rx.clone()));
         tasks.spawn(sink_driver.run(rx.clone()));
         tasks.spawn(notify_driver.run(rx.clone()));
+        if config.registry.watch_secs > 0 {
+            tasks.spawn(crate::registry::watch(
+                watched_registry,
+                config.registry.path.clone(),
+                Duration::from_secs(config.registry.watch_secs),
+                metrics.clone(),
+                rx.clone(),
+            ));
+        }
         tasks.spawn(crate::notify::mqtt::publish_changes(
             alert_changes.subscribe(),
             commander,

@@ -291,6 +291,12 @@ pub struct AlertsConfig {
     /// Days an alert that is over (resolved or closed) stays in the API and the case log after
     /// its last change.
     pub keep_ended_days: u32,
+    /// Minutes ahead that a grid with nobody on duty, or a worker on duty whom nothing can
+    /// reach, is raised as an alert to the duty officer.
+    pub warn_ahead_mins: u32,
+    /// Seconds a notification channel must keep failing (three attempts at least) before it
+    /// raises an alert of its own.
+    pub channel_failing_after_secs: u32,
 }
 
 impl Default for AlertsConfig {
@@ -298,6 +304,8 @@ impl Default for AlertsConfig {
         Self {
             language: Language::default(),
             keep_ended_days: 7,
+            warn_ahead_mins: 60,
+            channel_failing_after_secs: 120,
         }
     }
 }
@@ -324,12 +332,16 @@ impl Default for HttpConfig {
 pub struct RegistryConfig {
     /// The registry file; a relative path is taken from the config file's folder.
     pub path: PathBuf,
+    /// Seconds between looks at the registry file: a change to its workers, duty or shifts
+    /// takes effect without a restart (devices need one). 0 turns this off.
+    pub watch_secs: u64,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("registry.toml"),
+            watch_secs: 5,
         }
     }
 }

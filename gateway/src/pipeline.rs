@@ -41,13 +41,23 @@ use crate::metrics::events::{
     NotifyUnroutable, RulesSaveFailed,
 };
 use crate::metrics::Metrics;
+use crate::notify::health::ChannelHealth;
 use crate::notify::{self, Delivery, Notifier};
 use crate::registry::{Device, Registry, Worker};
+use crate::roster::Role;
 use crate::rules::{self, state};
 
 /// The journal consumer name of the rule engine's saved state: the journal keeps the records
 /// the saved state does not cover yet.
 pub const RULES_CURSOR: &str = "rules";
+
+/// How often the roster and the channels are checked for people nobody can reach.
+const PEOPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// The gateway's own alerts about people, each followed by `.` and what it is about.
+const NOBODY_ON_DUTY: &str = "nobody_on_duty";
+const UNREACHABLE: &str = "worker_unreachable";
+const CHANNEL_FAILING: &str = "channel_failing";
 
 /// Everything the pipeline needs, built by [`crate::app`].
 pub struct Pipeline {
@@ -67,6 +77,12 @@ pub struct Pipeline {
     pub cases: CaseLog,
     /// How long an alert that is over stays in the book (and the API) after its last change.
     pub keep_ended: Duration,
+    /// Which channels keep failing, as the notifier finds.
+    pub health: ChannelHealth,
+    /// How far ahead a grid with nobody on duty, or a worker on duty nobody can reach, is raised.
+    pub warn_ahead: Duration,
+    /// How long a channel must keep failing (three attempts at least) to raise an alert.
+    pub channel_failing_after: Duration,
     /// Where notifications go.
     pub notifier: Notifier,
     /// Sends PUBACKs.
@@ -107,6 +123,7 @@ impl Pipeline {
         let mut clock = tokio::time::interval(Duration::from_secs(1));
         clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut saved_at = Instant::now();
+        let mut people_at: Option<Instant> = None;
         loop {
             let quiet = events.is_empty() && telemetry.is_empty();
             if writing.is_none()
@@ -127,7 +144,12 @@ impl Pipeline {
                 }
                 () = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => retry_at = None,
                 _ = clock.tick() => {
-                    self.tick(crate::clock::now_ms());
+                    let now = crate::clock::now_ms();
+                    self.tick(now);
+                    if people_at.is_none_or(|at| at.elapsed() >= PEOPLE_EVERY) {
+                        people_at = Some(Instant::now());
+                        self.check_people(now);
+                    }
                     if saved_at.elapsed() >= self.save_every {
                         saved_at = Instant::now();
                         self.save().await;
@@ -184,6 +206,106 @@ impl Pipeline {
             }
             .emit(&self.metrics);
         }
+    }
+
+    /// Raises the gateway's own alerts about people, before they matter: a grid that will have
+    /// nobody on duty within `warn_ahead`, a worker on duty now or then whom nothing can reach,
+    /// a channel that keeps failing; and resolves each once it is no longer so. They go to the
+    /// duty officer.
+    fn check_people(&self, now_ms: u64) {
+        let staff = self.registry.staff();
+        let grids: Vec<&str> = self.registry.grids().collect();
+        let ahead = self.warn_ahead.as_millis() as u64;
+        let clock = |ms: u64| {
+            let (_, minute) = staff.zone().local(ms);
+            format!("{:02}:{:02}", minute / 60, minute % 60)
+        };
+        let mut wanted: Vec<(String, Messages)> = Vec::new();
+        for gap in staff.gaps(&grids, now_ms, ahead) {
+            let name = self.registry.grid_name(&gap.grid);
+            wanted.push((
+                format!("{NOBODY_ON_DUTY}.{}", gap.grid),
+                Messages::nobody_on_duty(name, &clock(gap.starts_ms), &clock(gap.ends_ms)),
+            ));
+        }
+        for grid in &grids {
+            for at in [now_ms, now_ms + ahead] {
+                if let Some(w) = staff.holder(grid, Role::OnDuty, at) {
+                    if w.reach.is_empty() {
+                        wanted.push((
+                            format!("{UNREACHABLE}.{}", w.id),
+                            Messages::unreachable(&w.name),
+                        ));
+                    }
+                }
+            }
+        }
+        let after = self.channel_failing_after.as_millis() as u64;
+        for f in self.health.failing(now_ms, 3, after) {
+            let name = staff
+                .worker(&f.worker)
+                .map_or(f.worker.as_str(), |w| &w.name);
+            wanted.push((
+                format!("{CHANNEL_FAILING}.{}.{}", f.worker, f.channel.as_str()),
+                Messages::channel_failing(
+                    name,
+                    f.channel.as_str(),
+                    f.failures,
+                    &clock(f.since_ms),
+                    &f.last_error,
+                ),
+            ));
+        }
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        wanted.dedup_by(|a, b| a.0 == b.0);
+
+        let device = gateway_device(&self.registry.community);
+        let mut fired = Vec::new();
+        let mut ended = Vec::new();
+        {
+            let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+            for (rule, messages) in wanted.iter() {
+                if book.is_open(&device.id, rule) {
+                    continue;
+                }
+                fired.push(book.open(Opening {
+                    alert_id: alert_id(now_ms, &device.id, 0, rule),
+                    rule,
+                    severity: Severity::Major,
+                    device: &device,
+                    assignee: staff.holder("", Role::DutyOfficer, now_ms).cloned(),
+                    opened_ms: now_ms,
+                    messages: messages.clone(),
+                    language: self.language,
+                    needs_person: false,
+                    ack_deadline_ms: None,
+                    on_site_deadline_ms: None,
+                    escalation: Vec::new(),
+                    evidence: Evidence::default(),
+                    silenced_by: None,
+                }));
+            }
+            for rule in book.open_rules(&device.id) {
+                let ours = [NOBODY_ON_DUTY, UNREACHABLE, CHANNEL_FAILING]
+                    .iter()
+                    .any(|p| rule.starts_with(&format!("{p}.")));
+                if ours && !wanted.iter().any(|(r, _)| *r == rule) {
+                    ended.extend(book.resolve(&device.id, &rule, now_ms));
+                }
+            }
+        }
+        for f in fired {
+            self.announce(f);
+        }
+        for alert in ended {
+            AlertEnded {
+                alert: &alert,
+                how: "resolved",
+            }
+            .emit(&self.metrics);
+            let _ = self.alert_changes.send(alert);
+        }
+        self.record();
     }
 
     /// Forgets alerts long over, and rewrites the case log once it has grown well past what it
@@ -350,7 +472,7 @@ impl Pipeline {
                 evidence: Evidence::default(),
                 silenced_by: None,
             });
-        self.announce(fired, false);
+        self.announce(fired);
         self.record();
     }
 
@@ -535,7 +657,7 @@ impl Pipeline {
             rule: &rule.name,
             severity: rule.severity,
             device,
-            assignee: self.registry.on_duty(&device.grid).map(|w| &**w),
+            assignee: self.registry.on_duty(&device.grid, opened_ms),
             opened_ms,
             messages: rules::messages(rule, device, values, opened_ms, engine.utc_offset_min()),
             language: self.language,
@@ -600,7 +722,7 @@ impl Pipeline {
                             closed.push((t.device.clone(), t.rule));
                         }
                     }
-                    self.announce(fired, true);
+                    self.announce(fired);
                 }
                 Change::Updated => {
                     if let Some(alert) = book.repeat(&t.device, &rule.name, t.at_ms) {
@@ -631,25 +753,18 @@ impl Pipeline {
     }
 
     /// Counts, logs and broadcasts what an opening did; a new alert is also sent to whoever is
-    /// on duty for its device when `route`, unless a maintenance window holds it back.
-    fn announce(&self, fired: Fired, route: bool) {
+    /// on duty for its device, unless a maintenance window holds it back.
+    fn announce(&self, fired: Fired) {
         let alert = match fired {
             Fired::Opened(alert) => {
                 AlertOpened { alert: &alert }.emit(&self.metrics);
-                match (route, &alert.silenced_by) {
-                    (_, Some(silence)) => AlertSilenced {
+                match &alert.silenced_by {
+                    Some(silence) => AlertSilenced {
                         alert: &alert,
                         silence,
                     }
                     .emit(&self.metrics),
-                    (true, None) => self.notify(&alert, &self.registry),
-                    (false, None) => NotifyUnroutable {
-                        alert_id: &alert.alert_id,
-                        grid: "",
-                        why:
-                            "the gateway's own alerts go to the control room (no duty officer yet)",
-                    }
-                    .emit(&self.metrics),
+                    None => self.notify(&alert),
                 }
                 alert
             }
@@ -664,13 +779,21 @@ impl Pipeline {
         let _ = self.alert_changes.send(alert);
     }
 
-    fn notify(&self, alert: &Alert, registry: &Registry) {
-        match registry.on_duty(&alert.device.grid) {
+    /// Sends a new alert to the worker on duty for its grid; with nobody on duty, to the first
+    /// of backup, grid leader and duty officer who is there (the gateway's own alerts, which
+    /// belong to no grid, go to the duty officer).
+    fn notify(&self, alert: &Alert) {
+        let staff = self.registry.staff();
+        let now = crate::clock::now_ms();
+        let first = [Role::OnDuty, Role::Backup, Role::Leader, Role::DutyOfficer]
+            .into_iter()
+            .find_map(|role| staff.holder(&alert.device.grid, role, now));
+        match first {
             Some(worker) => self.deliver(alert, worker, "alert.opened", "opened"),
             None => NotifyUnroutable {
                 alert_id: &alert.alert_id,
                 grid: &alert.device.grid,
-                why: "nobody is on duty for this grid",
+                why: "nobody is on duty for this grid, and no backup, leader or duty officer",
             }
             .emit(&self.metrics),
         }
@@ -740,14 +863,14 @@ impl Pipeline {
     /// Moves alerts nobody acknowledged in time up their chain; the new level and everyone
     /// before it hear of it.
     fn escalate(&self, now_ms: u64) {
-        let registry = &self.registry;
+        let staff = self.registry.staff();
         let moved = self
             .alerts
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .escalate(now_ms, |a| {
-                registry
-                    .chain(&a.device.grid, &a.escalation)
+                staff
+                    .chain(&a.device.grid, &a.escalation, now_ms)
                     .into_iter()
                     .map(|(_, w)| w)
                     .collect()

@@ -5,9 +5,9 @@
 //! device's payload, decides a device's kind and place. Loading checks every id against the topic
 //! grammar and every reference against its target, and reports all problems at once with lines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,7 @@ use crate::notify::Channel;
 use toml::Spanned;
 
 use crate::catalogue::Catalogue;
+use crate::roster::{self, Gap, RawShift, Role, Roster, Zone};
 use gridwatch_edge_rules::Level;
 
 /// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
@@ -112,11 +113,84 @@ pub struct Registry {
     pub community_name: String,
     devices: HashMap<Text, Arc<Device>>,
     catalogue: Arc<Catalogue>,
+    grids: Vec<(String, String)>,
+    staff: RwLock<Arc<Staff>>,
+}
+
+/// Who works for the community and when: the workers, who holds each role on a grid all the
+/// time (`[[duty]]`, `duty_officer`) and the shifts that take over from them. It is what a
+/// change to the registry file replaces while the gateway runs.
+#[derive(Debug)]
+pub struct Staff {
     workers: HashMap<String, Arc<Worker>>,
     on_duty: HashMap<String, String>,
     backups: HashMap<String, String>,
     leaders: HashMap<String, String>,
     duty_officer: Option<String>,
+    roster: Roster,
+}
+
+impl Staff {
+    /// The worker with this id.
+    pub fn worker(&self, id: &str) -> Option<&Arc<Worker>> {
+        self.workers.get(id)
+    }
+
+    /// Whoever holds `role` for `grid` at `at_ms`: the shift that covers it, or else the
+    /// always-on assignment.
+    pub fn holder(&self, grid: &str, role: Role, at_ms: u64) -> Option<&Arc<Worker>> {
+        let id = self.roster.who(grid, role, at_ms).or_else(|| {
+            match role {
+                Role::OnDuty => self.on_duty.get(grid),
+                Role::Backup => self.backups.get(grid),
+                Role::Leader => self.leaders.get(grid),
+                Role::DutyOfficer => self.duty_officer.as_ref(),
+            }
+            .map(String::as_str)
+        })?;
+        self.workers.get(id)
+    }
+
+    /// Who an alert in `grid` goes to at each of `levels` at `at_ms`, in order; levels nobody
+    /// fills are left out.
+    pub fn chain(&self, grid: &str, levels: &[Level], at_ms: u64) -> Vec<(Level, Arc<Worker>)> {
+        levels
+            .iter()
+            .filter_map(|&level| {
+                let role = match level {
+                    Level::OnDuty => Role::OnDuty,
+                    Level::Backup => Role::Backup,
+                    Level::GridLeader => Role::Leader,
+                    Level::DutyOfficer => Role::DutyOfficer,
+                };
+                Some((level, self.holder(grid, role, at_ms)?.clone()))
+            })
+            .collect()
+    }
+
+    /// The first stretch within `horizon_ms` of `from_ms` when each of `grids` has nobody on
+    /// duty (no shift, no always-on worker).
+    pub fn gaps(&self, grids: &[&str], from_ms: u64, horizon_ms: u64) -> Vec<Gap> {
+        self.roster
+            .gaps(grids, Role::OnDuty, from_ms, horizon_ms, |g| {
+                self.on_duty.contains_key(g)
+            })
+    }
+
+    /// Every worker.
+    pub fn workers(&self) -> impl Iterator<Item = &Arc<Worker>> {
+        self.workers.values()
+    }
+
+    /// The community's time zone.
+    pub fn zone(&self) -> &Zone {
+        self.roster.zone()
+    }
+
+    /// How many shifts the roster has.
+    pub fn shifts(&self) -> usize {
+        self.roster.len()
+    }
 }
 
 impl Registry {
@@ -135,31 +209,40 @@ impl Registry {
         &self.catalogue
     }
 
-    /// The worker with this id.
-    pub fn worker(&self, id: &str) -> Option<&Arc<Worker>> {
-        self.workers.get(id)
+    /// Who works for the community and when, as the registry file says now.
+    pub fn staff(&self) -> Arc<Staff> {
+        self.staff.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The worker on duty for a grid.
-    pub fn on_duty(&self, grid: &str) -> Option<&Arc<Worker>> {
-        self.on_duty.get(grid).and_then(|w| self.workers.get(w))
+    /// Takes the staff (workers, duty, shifts) of `newer`, a later reading of the same file;
+    /// returns whether its devices differ from these, which takes a restart.
+    pub fn take_staff(&self, newer: Registry) -> bool {
+        let devices_differ = newer.devices.len() != self.devices.len()
+            || newer
+                .devices
+                .iter()
+                .any(|(id, d)| self.devices.get(id).is_none_or(|mine| mine != d));
+        let staff = newer.staff();
+        *self.staff.write().unwrap_or_else(|e| e.into_inner()) = staff;
+        devices_differ
     }
 
-    /// Who an alert in `grid` goes to at each of `levels`, in order; levels nobody fills are
-    /// left out.
-    pub fn chain(&self, grid: &str, levels: &[Level]) -> Vec<(Level, Arc<Worker>)> {
-        levels
+    /// The grid ids.
+    pub fn grids(&self) -> impl Iterator<Item = &str> {
+        self.grids.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// The name of the grid `id`, for people; the id itself if the grid is unknown.
+    pub fn grid_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.grids
             .iter()
-            .filter_map(|level| {
-                let id = match level {
-                    Level::OnDuty => self.on_duty.get(grid),
-                    Level::Backup => self.backups.get(grid),
-                    Level::GridLeader => self.leaders.get(grid),
-                    Level::DutyOfficer => self.duty_officer.as_ref(),
-                }?;
-                Some((*level, self.workers.get(id)?.clone()))
-            })
-            .collect()
+            .find(|(g, _)| g == id)
+            .map_or(id, |(_, name)| name.as_str())
+    }
+
+    /// The worker on duty for `grid` at `at_ms`.
+    pub fn on_duty(&self, grid: &str, at_ms: u64) -> Option<Arc<Worker>> {
+        self.staff().holder(grid, Role::OnDuty, at_ms).cloned()
     }
 
     /// Reads and checks a registry file against `catalogue`.
@@ -187,6 +270,53 @@ impl Registry {
     pub fn parse_with(text: &str, catalogue: Arc<Catalogue>) -> Result<Self, Vec<String>> {
         let raw: RawRegistry = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
         raw.check(text, catalogue)
+    }
+}
+
+/// Reads the registry file at `path` again whenever it changes (looked at every `every`), and
+/// takes its staff: workers, duty and shifts change without a restart; devices need one. A file
+/// with problems changes nothing and says why.
+pub async fn watch(
+    registry: Arc<Registry>,
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::metrics::events::{RosterReloadFailed, RosterReloaded};
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let now = stamp(&path);
+        if now.is_none() || now == seen {
+            continue;
+        }
+        seen = now;
+        let (p, catalogue) = (path.clone(), registry.catalogue().clone());
+        match tokio::task::spawn_blocking(move || Registry::load(&p, catalogue)).await {
+            Ok(Ok(newer)) => {
+                let devices_differ = registry.take_staff(newer);
+                let staff = registry.staff();
+                RosterReloaded {
+                    workers: staff.workers().count(),
+                    shifts: staff.shifts(),
+                    devices_differ,
+                }
+                .emit(&metrics);
+            }
+            Ok(Err(e)) => RosterReloadFailed { error: &e }.emit(&metrics),
+            Err(e) => RosterReloadFailed { error: &e }.emit(&metrics),
+        }
     }
 }
 
@@ -230,6 +360,8 @@ struct RawRegistry {
     #[serde(default)]
     duty: Vec<RawDuty>,
     #[serde(default)]
+    shifts: Vec<RawShift>,
+    #[serde(default)]
     devices: Vec<RawDevice>,
 }
 
@@ -239,6 +371,7 @@ struct RawCommunity {
     id: Id,
     name: String,
     duty_officer: Option<Id>,
+    time_zone: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -518,19 +651,48 @@ impl RawRegistry {
                 devices.insert(id, Arc::new(device));
             }
         }
+        let zone = match &self.community.time_zone {
+            None => Zone::default(),
+            Some(name) => Zone::parse(name.get_ref()).unwrap_or_else(|e| {
+                p.at(name, e.to_string());
+                Zone::default()
+            }),
+        };
+        let worker_ids: HashSet<String> = workers.keys().cloned().collect();
+        let grid_ids: HashSet<String> = grids.keys().map(|g| g.to_string()).collect();
+        let shifts =
+            roster::check(&self.shifts, text, &worker_ids, &grid_ids).unwrap_or_else(|problems| {
+                p.list.extend(problems);
+                Vec::new()
+            });
         if !p.list.is_empty() {
+            p.list.sort_by_key(|l| {
+                l.strip_prefix("line ")
+                    .and_then(|l| l.split(':').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0)
+            });
             return Err(p.list);
         }
+        let mut grid_list: Vec<(String, String)> = grids
+            .values()
+            .map(|(id, name)| (id.to_string(), name.to_string()))
+            .collect();
+        grid_list.sort();
         Ok(Registry {
             community,
             community_name: self.community.name,
             devices,
             catalogue,
-            workers,
-            on_duty,
-            backups,
-            leaders,
-            duty_officer,
+            grids: grid_list,
+            staff: RwLock::new(Arc::new(Staff {
+                workers,
+                on_duty,
+                backups,
+                leaders,
+                duty_officer,
+                roster: Roster::new(shifts, zone),
+            })),
         })
     }
 }
@@ -582,6 +744,49 @@ location = "1单元101室"
 "#;
 
     #[test]
+    fn a_shift_takes_over_from_the_always_on_worker_while_it_lasts() {
+        let text = GOOD.replace(
+            "[[duty]]",
+            "[[workers]]\nid = \"w2\"\nname = \"李军\"\nemail = \"li@example.com\"\n\n\
+             [[shifts]]\ngrid = \"g1\"\nworker = \"w2\"\nfrom = \"20:00\"\nto = \"08:00\"\n\n[[duty]]",
+        );
+        let r = Registry::parse(&text).unwrap();
+        // 2026-11-27 12:00 UTC is 20:00 in Shanghai; 00:30 UTC is 08:30.
+        let evening = 1_795_780_800_000;
+        let morning = evening + 12 * 3_600_000 + 1_800_000;
+        assert_eq!(r.on_duty("g1", evening).unwrap().name, "李军");
+        assert_eq!(r.on_duty("g1", morning).unwrap().name, "王芳");
+        assert_eq!(
+            r.on_duty("g1", evening).unwrap().reach[0].channel,
+            Channel::Email
+        );
+    }
+
+    #[test]
+    fn roster_mistakes_are_reported_with_the_rest_by_line() {
+        let text = GOOD.replace(
+            "[[duty]]",
+            "[[shifts]]\ngrid = \"g9\"\nworker = \"w1\"\nfrom = \"8am\"\nto = \"20:00\"\n\n\
+             [[workers]]\nid = \"w3\"\nname = \"x\"\ndingtalk = \"ftp://x\"\n\n[[duty]]",
+        );
+        let problems = Registry::parse(&text).unwrap_err();
+        assert!(problems.len() >= 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("g9")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("8am")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("dingtalk \"ftp://x\" must be")),
+            "{problems:?}"
+        );
+        let lines: Vec<usize> = problems
+            .iter()
+            .filter_map(|p| p.strip_prefix("line ")?.split(':').next()?.parse().ok())
+            .collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{problems:?}");
+    }
+
+    #[test]
     fn a_good_registry_resolves_devices_and_duty() {
         let r = Registry::parse(GOOD).unwrap();
         let d = r.device("sos-101").unwrap();
@@ -590,8 +795,8 @@ location = "1单元101室"
             ("sos", "1号楼", "g1")
         );
         assert_eq!(&*d.community, "yangguang");
-        assert_eq!(r.on_duty("g1").unwrap().name, "王芳");
-        assert!(r.on_duty("g2").is_none());
+        assert_eq!(r.on_duty("g1", 0).unwrap().name, "王芳");
+        assert!(r.on_duty("g2", 0).is_none());
     }
 
     #[test]
@@ -614,7 +819,8 @@ location = "1单元101室"
             Level::DutyOfficer,
         ];
         let chain: Vec<(Level, String)> = r
-            .chain("g1", &all)
+            .staff()
+            .chain("g1", &all, 0)
             .into_iter()
             .map(|(l, w)| (l, w.id.clone()))
             .collect();

@@ -508,6 +508,16 @@ impl Roster {
         &self.zone
     }
 
+    /// How many shifts it has.
+    pub fn len(&self) -> usize {
+        self.shifts.len()
+    }
+
+    /// Whether it has no shifts (the always-on assignments hold every role).
+    pub fn is_empty(&self) -> bool {
+        self.shifts.is_empty()
+    }
+
     /// The worker whose shift fills `role` for `grid` at `at_ms`, or `None` when no shift does
     /// and the registry's `[[duty]]` applies; the duty officer's shifts serve every grid.
     pub fn who(&self, grid: &str, role: Role, at_ms: u64) -> Option<&str> {

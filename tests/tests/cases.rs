@@ -275,3 +275,124 @@ async fn an_sos_reaches_the_worker_on_every_channel_they_have() -> anyhow::Resul
     gw.gateway.shutdown().await;
     Ok(())
 }
+
+/// The local (Asia/Shanghai) minute of the day now.
+fn shanghai_minute() -> u64 {
+    (gridwatch_e2e::payload::now_ms() / 60_000 + 8 * 60) % 1440
+}
+
+fn hhmm(minute: u64) -> String {
+    format!("{:02}:{:02}", minute / 60 % 24, minute % 60)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_coming_gap_in_the_roster_is_raised_ahead_and_a_roster_edit_closes_it_without_a_restart(
+) -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    // 王芳's shift on grid g1 ends in 30 minutes and nobody follows her; 李军 is duty officer.
+    let now = shanghai_minute();
+    let base = registry_text(&hook)
+        .replace(
+            "name = \"阳光社区\"\n",
+            "name = \"阳光社区\"\nduty_officer = \"w-li\"\n",
+        )
+        .replace("[[duty]]\ngrid = \"g1\"\nworker = \"w-wang\"\n", "");
+    let shift = |worker: &str, from: u64, to: u64| {
+        format!(
+            "\n[[shifts]]\ngrid = \"g1\"\nworker = \"{worker}\"\nfrom = \"{}\"\nto = \"{}\"\n",
+            hhmm(from),
+            hhmm(to)
+        )
+    };
+    let wang = shift("w-wang", now + 1440 - 60, now + 30);
+    let path = dir.path().join("registry.toml");
+    std::fs::write(&path, format!("{base}{wang}"))?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.registry.path = path.clone();
+    config.registry.watch_secs = 1;
+    let registry =
+        Registry::parse(&format!("{base}{wang}")).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+
+    let got = hook.next(Duration::from_secs(15)).await?;
+    let alert = got.json()["data"].clone();
+    assert_eq!(alert["rule"], "nobody_on_duty.g1", "{alert}");
+    assert_eq!(got.uri.path(), "/w-li", "the duty officer hears of it");
+    let message = alert["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("第一网格") && message.contains(&hhmm(now + 30)),
+        "{message}"
+    );
+    let id = alert["alert_id"].as_str().unwrap_or_default().to_owned();
+
+    // The roster gets a second shift: the gap is gone, and so is the alert, with no restart.
+    let li = shift("w-li", now + 30, now + 1440 - 60);
+    std::fs::write(&path, format!("{base}{wang}{li}"))?;
+    let url = format!("{}/api/v1/alerts/{id}", gw.url);
+    eventually(Duration::from_secs(20), || async {
+        let a: serde_json::Value = http().get(&url).send().await?.json().await?;
+        Ok((a["state"] == "resolved").then_some(()))
+    })
+    .await?;
+    let m = gw.metrics().await?;
+    assert_eq!(
+        gridwatch_e2e::metric_sum(&m, "gridwatch_roster_reloads_total{outcome=\"applied\""),
+        1.0
+    );
+
+    // A roster with a mistake changes nothing and is counted.
+    std::fs::write(
+        &path,
+        format!("{base}{wang}{li}{}", shift("w-nobody", 0, 60)),
+    )?;
+    eventually(Duration::from_secs(20), || async {
+        let m = gw.metrics().await?;
+        let refused =
+            gridwatch_e2e::metric_sum(&m, "gridwatch_roster_reloads_total{outcome=\"refused\"");
+        Ok((refused == 1.0).then_some(()))
+    })
+    .await?;
+    assert!(
+        hook.next(Duration::from_secs(3)).await.is_err(),
+        "nothing new is raised"
+    );
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_that_keeps_failing_raises_its_own_alert() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let broken = WebhookReceiver::start(usize::MAX).await?;
+    let dir = tempfile::tempdir()?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.alerts.channel_failing_after_secs = 1;
+    // 李军's app no longer answers; 王芳 is the duty officer.
+    let text = registry_text(&hook)
+        .replace(
+            "name = \"阳光社区\"\n",
+            "name = \"阳光社区\"\nduty_officer = \"w-wang\"\n",
+        )
+        .replace(&hook.url("w-li"), &broken.url("w-li"));
+    let registry = Registry::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+
+    let got = hook.next(Duration::from_secs(20)).await?;
+    let alert = got.json()["data"].clone();
+    assert_eq!(alert["rule"], "channel_failing.w-li.webhook", "{alert}");
+    assert_eq!(got.uri.path(), "/w-wang");
+    let message = alert["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("李军") && message.contains("HTTP 503"),
+        "{message}"
+    );
+    gw.gateway.shutdown().await;
+    Ok(())
+}

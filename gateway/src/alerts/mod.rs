@@ -189,7 +189,7 @@ pub struct Opening<'a> {
     /// The device.
     pub device: &'a Device,
     /// The worker on duty, if any.
-    pub assignee: Option<&'a Worker>,
+    pub assignee: Option<Arc<Worker>>,
     /// When it opened.
     pub opened_ms: u64,
     /// Its texts.
@@ -336,7 +336,7 @@ impl AlertBook {
             occurrences: 1,
             message: o.messages.get(o.language).to_owned(),
             messages: o.messages,
-            assignee: o.assignee.map(Assignee::from),
+            assignee: o.assignee.as_deref().map(Assignee::from),
             escalation_level: 0,
             needs_person: o.needs_person,
             ack_deadline_ms: o.ack_deadline_ms,
@@ -360,6 +360,24 @@ impl AlertBook {
         self.changed.insert(alert.alert_id.clone());
         self.alerts.push(alert.clone());
         Fired::Opened(alert)
+    }
+
+    /// Whether an alert is open for `device` and `rule`.
+    pub fn is_open(&self, device: &str, rule: &str) -> bool {
+        self.open
+            .contains_key(&(Arc::from(device), rule.to_owned()))
+    }
+
+    /// The rules with an alert open for `device`.
+    pub fn open_rules(&self, device: &str) -> Vec<String> {
+        let mut rules: Vec<String> = self
+            .open
+            .keys()
+            .filter(|(d, _)| &**d == device)
+            .map(|(_, r)| r.clone())
+            .collect();
+        rules.sort();
+        rules
     }
 
     /// The open alert's condition happened again at `at_ms`.
@@ -572,7 +590,7 @@ mod tests {
             rule: "sos_pressed",
             severity: Severity::Critical,
             device: d,
-            assignee: w,
+            assignee: w.map(|w| Arc::new(w.clone())),
             opened_ms: at,
             messages: text::Messages {
                 zh_cn: "1号楼101室求助".into(),

@@ -24,6 +24,38 @@ impl Messages {
         }
     }
 
+    /// A grid will have nobody on duty from `from` (local `HH:MM`) to `until`.
+    pub fn nobody_on_duty(grid: &str, from: &str, until: &str) -> Self {
+        Self {
+            zh_cn: format!("{grid}自{from}起无人值班（排班空缺至{until}），请安排值班人员"),
+            en: format!(
+                "Nobody is on duty for {grid} from {from} to {until}: put someone on the roster"
+            ),
+        }
+    }
+
+    /// A worker on duty has no webhook, robot or e-mail.
+    pub fn unreachable(worker: &str) -> Self {
+        Self {
+            zh_cn: format!("值班人员{worker}没有任何可用的通知方式（应用、群机器人或邮箱），告警无法送达"),
+            en: format!("{worker} is on duty with no way to reach them (app webhook, group robot or e-mail)"),
+        }
+    }
+
+    /// A worker's channel keeps failing.
+    pub fn channel_failing(
+        worker: &str,
+        channel: &str,
+        failures: u32,
+        since: &str,
+        error: &str,
+    ) -> Self {
+        Self {
+            zh_cn: format!("{worker}的{channel}通知通道自{since}起连续失败{failures}次：{error}"),
+            en: format!("{worker}'s {channel} channel has failed {failures} times in a row since {since}: {error}"),
+        }
+    }
+
     /// The text in `lang`.
     pub fn get(&self, lang: Language) -> &str {
         match lang {

@@ -470,6 +470,44 @@ impl JournalShed {
     }
 }
 
+/// A changed registry file was read and its staff taken.
+pub struct RosterReloaded {
+    pub workers: usize,
+    pub shifts: usize,
+    pub devices_differ: bool,
+}
+
+impl RosterReloaded {
+    pub fn emit(&self, m: &Metrics) {
+        m.roster_reloads.with_label_values(&["applied"]).inc();
+        tracing::info!(
+            workers = self.workers,
+            shifts = self.shifts,
+            "registry file changed: workers, duty and shifts now follow it"
+        );
+        if self.devices_differ {
+            tracing::warn!(
+                "registry file changed its devices too: those take effect after a restart"
+            );
+        }
+    }
+}
+
+/// A changed registry file has problems; the staff read before stays.
+pub struct RosterReloadFailed<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl RosterReloadFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.roster_reloads.with_label_values(&["refused"]).inc();
+        tracing::error!(
+            "registry file changed but cannot be used; the roster stays as it was: {}",
+            self.error
+        );
+    }
+}
+
 /// What opening the journal found and repaired.
 pub struct JournalRecovered<'a> {
     pub recovery: &'a crate::journal::Recovery,

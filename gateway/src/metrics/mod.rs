@@ -49,6 +49,8 @@ pub struct Metrics {
     pub rules_active: IntGauge,
     /// Saves of the rule engine's state, by outcome (saved, failed).
     pub rules_saves: IntCounterVec,
+    /// Readings of a changed registry file, by outcome (applied, refused).
+    pub roster_reloads: IntCounterVec,
     /// Case log writes and syncs that failed, by operation (write, sync, compact, recover).
     pub case_log_errors: IntCounterVec,
     /// Bytes the case log holds on disk.
@@ -236,6 +238,12 @@ impl Metrics {
                 &r,
                 "gridwatch_rules_active",
                 "Device and rule pairs with a running timer, a window or an open alert.",
+            ),
+            roster_reloads: counter_vec(
+                &r,
+                "gridwatch_roster_reloads_total",
+                "Readings of a changed registry file (workers, duty, shifts), by outcome.",
+                &["outcome"],
             ),
             rules_saves: counter_vec(
                 &r,

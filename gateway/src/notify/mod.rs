@@ -8,6 +8,7 @@
 //! that.
 
 pub mod email;
+pub mod health;
 pub mod mqtt;
 pub mod robots;
 pub mod signing;
@@ -26,6 +27,7 @@ use crate::config::NotifyConfig;
 use crate::metrics::events::{CaseLogFailed, DeliveryFailed, DeliverySucceeded};
 use crate::metrics::Metrics;
 use email::Mailer;
+use health::ChannelHealth;
 use signing::Signer;
 
 /// How a notification travels.
@@ -111,6 +113,7 @@ struct Senders {
     client: reqwest::Client,
     signer: Option<Signer>,
     mailer: Option<Mailer>,
+    health: ChannelHealth,
 }
 
 /// The loop that owns deliveries in flight.
@@ -122,11 +125,13 @@ pub struct NotifyDriver {
     metrics: Arc<Metrics>,
 }
 
-/// Builds a notifier; `signer` signs every webhook when set, `mailer` sends the e-mails.
+/// Builds a notifier; `signer` signs every webhook when set, `mailer` sends the e-mails, and
+/// `health` hears of every attempt.
 pub fn notifier(
     cfg: &NotifyConfig,
     signer: Option<Signer>,
     mailer: Option<Mailer>,
+    health: ChannelHealth,
     cases: CaseLog,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Notifier, NotifyDriver)> {
@@ -143,6 +148,7 @@ pub fn notifier(
                 client,
                 signer,
                 mailer,
+                health,
             }),
             cfg: cfg.clone(),
             cases,
@@ -256,10 +262,15 @@ async fn deliver(
     loop {
         tries += 1;
         let result = attempt(&d, &senders).await;
+        let at_ms = crate::clock::now_ms();
+        match &result {
+            Ok(()) => senders.health.succeeded(&d.worker, d.channel),
+            Err(e) => senders.health.failed(&d.worker, d.channel, at_ms, e),
+        }
         let noted = cases.attempt(
             &d.id,
             Attempt {
-                at_ms: crate::clock::now_ms(),
+                at_ms,
                 error: result.as_ref().err().cloned(),
             },
         );
