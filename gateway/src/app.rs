@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::alerts::case_log::CaseLog;
-use crate::alerts::{Alert, AlertBook};
+use crate::alerts::{Alert, AlertBook, Damping};
 use crate::backoff::Backoff;
 use crate::config::{Config, Secrets, StoreBackend};
 use crate::ingest::mqtt::{self, Queues};
@@ -177,7 +177,15 @@ impl Gateway {
             mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
-        let alerts = Arc::new(RwLock::new(AlertBook::restore(recovered.alerts)));
+        let alerts = Arc::new(RwLock::new(AlertBook::restore(
+            recovered.alerts,
+            Damping {
+                storm_threshold: config.alerts.storm_threshold,
+                storm_window_ms: u64::from(config.alerts.storm_window_secs) * 1000,
+                flap_limit: config.alerts.flap_limit,
+                flap_window_ms: u64::from(config.alerts.flap_window_mins) * 60_000,
+            },
+        )));
         let (alert_changes, _) = broadcast::channel(256);
         let http_registry = registry.clone();
         let watched_registry = registry.clone();

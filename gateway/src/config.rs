@@ -297,6 +297,16 @@ pub struct AlertsConfig {
     /// Seconds a notification channel must keep failing (three attempts at least) before it
     /// raises an alert of its own.
     pub channel_failing_after_secs: u32,
+    /// This many devices of one building opening the same rule within `storm_window_secs`
+    /// become one grouped alert (never for alerts that need a person: SOS, trapped, smoke, gas).
+    pub storm_threshold: usize,
+    /// See `storm_threshold`.
+    pub storm_window_secs: u32,
+    /// A device and rule whose alert opened this many times within `flap_window_mins` opens
+    /// again without paging anyone (never for alerts that need a person).
+    pub flap_limit: usize,
+    /// See `flap_limit`.
+    pub flap_window_mins: u32,
 }
 
 impl Default for AlertsConfig {
@@ -306,6 +316,10 @@ impl Default for AlertsConfig {
             keep_ended_days: 7,
             warn_ahead_mins: 60,
             channel_failing_after_secs: 120,
+            storm_threshold: 5,
+            storm_window_secs: 60,
+            flap_limit: 3,
+            flap_window_mins: 30,
         }
     }
 }
@@ -494,6 +508,22 @@ impl Config {
         positive("notify.timeout_ms", self.notify.timeout_ms);
         positive("notify.retry_min_ms", self.notify.retry_min_ms);
         positive("rules.save_every_secs", self.rules.save_every_secs);
+        positive(
+            "alerts.storm_window_secs",
+            self.alerts.storm_window_secs.into(),
+        );
+        positive("alerts.flap_limit", self.alerts.flap_limit as u64);
+        positive(
+            "alerts.flap_window_mins",
+            self.alerts.flap_window_mins.into(),
+        );
+        positive("alerts.keep_ended_days", self.alerts.keep_ended_days.into());
+        if self.alerts.storm_threshold < 2 {
+            out.push((
+                "alerts.storm_threshold",
+                "must be at least 2 (one alert is not a storm)".into(),
+            ));
+        }
         if self.mqtt.keep_alive_secs > 0 && self.mqtt.keep_alive_secs < 5 {
             out.push((
                 "mqtt.keep_alive_secs",

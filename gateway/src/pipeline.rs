@@ -733,12 +733,13 @@ impl Pipeline {
                 }
                 Change::Cleared | Change::Resolved => {
                     let (ended, how) = if t.change == Change::Cleared {
-                        (book.cleared(&t.device, &rule.name, t.at_ms), "cleared")
+                        let cleared = book.cleared(&t.device, &rule.name, t.at_ms);
+                        (cleared.into_iter().collect(), "cleared")
                     } else {
                         (book.resolve(&t.device, &rule.name, t.at_ms), "resolved")
                     };
                     drop(book);
-                    if let Some(alert) = ended {
+                    for alert in ended {
                         AlertEnded { alert: &alert, how }.emit(&self.metrics);
                         let _ = self.alert_changes.send(alert);
                     }
@@ -771,6 +772,15 @@ impl Pipeline {
             Fired::Repeated(alert) => {
                 AlertRepeated { alert: &alert }.emit(&self.metrics);
                 alert
+            }
+            Fired::Grouped { alert, storm, new } => {
+                AlertOpened { alert: &alert }.emit(&self.metrics);
+                if new {
+                    AlertOpened { alert: &storm }.emit(&self.metrics);
+                    self.notify(&storm);
+                }
+                let _ = self.alert_changes.send(*storm);
+                *alert
             }
             // Seen before the restart: said and sent then.
             Fired::Known(_) => return,

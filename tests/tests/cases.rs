@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gridwatch_e2e::payload::sos_pressed;
+use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
     eventually, http, listen, registry_text, test_config, AckedPublisher, GatewayProcess,
     Mosquitto, Received, SmtpServer, TestGateway, WebhookReceiver, API_TOKEN,
@@ -393,6 +393,88 @@ async fn a_channel_that_keeps_failing_raises_its_own_alert() -> anyhow::Result<(
         message.contains("李军") && message.contains("HTTP 503"),
         "{message}"
     );
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_power_cut_in_a_building_is_one_grouped_alert_not_thirty() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+name = "device_offline"
+severity = "major"
+kind = "manhole"
+absent = { for = "3s" }
+message = { zh-CN = "{location}设备离线", en = "{location} offline" }
+"#,
+    )?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.rules.path = Some(rules);
+    let mut text = registry_text(&hook);
+    for i in 0..30 {
+        text += &format!(
+            "\n[[devices]]\nid = \"mh-b{i}\"\nkind = \"manhole\"\nbuilding = \"b3\"\n\
+             grid = \"g1\"\nlocation = \"地下车库{i}号井\"\n"
+        );
+    }
+    let registry = Registry::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+
+    // Every cover reports once, then the building's power goes: all fall silent together.
+    let mut node = AckedPublisher::new(mosquitto.port, "building-b3");
+    for i in 0..30 {
+        let topic = format!("gw/v1/yg/mh-b{i}/telemetry");
+        node.publish(&topic, &water(now_ms(), 1, 10.0)).await?;
+    }
+    let mut got = Vec::new();
+    drain(&hook, Duration::from_secs(8), &mut got).await;
+    let rules: Vec<String> = got
+        .iter()
+        .map(|r| {
+            r.json()["data"]["rule"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let alone = rules.iter().filter(|r| *r == "device_offline").count();
+    assert_eq!(alone, 4, "{rules:?}");
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| *r == "device_offline.storm")
+            .count(),
+        1,
+        "{rules:?}"
+    );
+    assert_eq!(got.len(), 5, "{rules:?}");
+
+    let list: serde_json::Value = http()
+        .get(format!("{}/api/v1/alerts", gw.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let alerts = list["alerts"].as_array().cloned().unwrap_or_default();
+    let storm = alerts
+        .iter()
+        .find(|a| a["rule"] == "device_offline.storm")
+        .ok_or_else(|| anyhow::anyhow!("no storm alert in {list}"))?;
+    // The 30 covers, and the test registry's own two in the same building, silent from the start.
+    assert_eq!(storm["members"].as_array().map(Vec::len), Some(32));
+    let message = storm["message"].as_str().unwrap_or_default();
+    assert!(message.contains("3号楼共32台设备"), "{message}");
+    let grouped = alerts
+        .iter()
+        .filter(|a| a["grouped_into"] == storm["alert_id"])
+        .count();
+    assert_eq!(grouped, 32);
     gw.gateway.shutdown().await;
     Ok(())
 }

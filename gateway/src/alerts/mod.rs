@@ -4,6 +4,11 @@
 //! resolved, and the book keeps the alert as the API and the webhooks show it, with the evidence
 //! behind it. While an alert for a device and rule is open, a new opening updates it instead of
 //! opening a second one.
+//!
+//! Two things keep people from drowning, neither ever applied to an alert that needs a person
+//! (SOS, trapped passenger, smoke, gas): a storm (many devices of one building opening the same
+//! rule within a short window, as in a power cut) becomes one grouped alert that pages once,
+//! and a condition that keeps opening and ending (flapping) stops paging after a few times.
 
 pub mod case_log;
 pub mod desk;
@@ -104,6 +109,12 @@ pub struct Alert {
     pub closed: Option<Step>,
     /// Everything that happened to it, oldest first: who moved it where, when, with what note.
     pub timeline: Vec<Step>,
+    /// The storm alert this one is part of: it pages and escalates no more on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouped_into: Option<String>,
+    /// For a storm alert, the alerts it groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// How many on-site deadlines have passed since it was acknowledged.
     #[serde(skip)]
     late_on_site: u8,
@@ -217,6 +228,16 @@ pub enum Fired {
     Opened(Alert),
     /// The open alert for the same device and rule repeated.
     Repeated(Alert),
+    /// A new alert opened as part of a storm, which pages instead of it: the storm alert, new
+    /// (`true`, with every member so far) or grown by one.
+    Grouped {
+        /// The new alert.
+        alert: Box<Alert>,
+        /// The storm alert.
+        storm: Box<Alert>,
+        /// Whether the storm started with this alert.
+        new: bool,
+    },
     /// The book already has an alert with this id: the opening is a replay of one it has seen
     /// (the journal run through the rules again after a restart), and changes nothing.
     Known(Alert),
@@ -234,6 +255,35 @@ pub struct Kept {
     pub late_on_site: u8,
 }
 
+/// When alerts are grouped into a storm, and when a flapping condition stops paging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damping {
+    /// This many alerts of one rule opening in one building within `storm_window_ms` make a
+    /// storm.
+    pub storm_threshold: usize,
+    /// See `storm_threshold`.
+    pub storm_window_ms: u64,
+    /// An alert of a device and rule that opened this many times within `flap_window_ms`
+    /// before opens without paging.
+    pub flap_limit: usize,
+    /// See `flap_limit`.
+    pub flap_window_ms: u64,
+}
+
+impl Default for Damping {
+    fn default() -> Self {
+        Self {
+            storm_threshold: 5,
+            storm_window_ms: 60_000,
+            flap_limit: 3,
+            flap_window_ms: 30 * 60_000,
+        }
+    }
+}
+
+/// A recent opening: when, and which alert.
+type Recent = (u64, String);
+
 /// Every alert the gateway holds, and which are open.
 #[derive(Debug, Default)]
 pub struct AlertBook {
@@ -241,12 +291,25 @@ pub struct AlertBook {
     by_id: HashMap<String, usize>,
     open: HashMap<(Arc<str>, String), usize>,
     changed: BTreeSet<String>,
+    damping: Damping,
+    /// Recent openings by (rule, building).
+    recent: HashMap<(String, Arc<str>), Vec<Recent>>,
+    /// Recent openings by (device, rule).
+    flaps: HashMap<(Arc<str>, String), Vec<u64>>,
 }
 
 impl AlertBook {
+    /// An empty book that damps storms and flapping as `damping` says.
+    pub fn new(damping: Damping) -> Self {
+        Self {
+            damping,
+            ..Self::default()
+        }
+    }
+
     /// A book holding the alerts a case log kept.
-    pub fn restore(kept: Vec<Kept>) -> Self {
-        let mut book = Self::default();
+    pub fn restore(kept: Vec<Kept>, damping: Damping) -> Self {
+        let mut book = Self::new(damping);
         for k in kept {
             let mut alert = k.alert;
             alert.late_on_site = k.late_on_site;
@@ -353,13 +416,92 @@ impl AlertBook {
                 at_ms: o.opened_ms,
                 note: None,
             }],
+            grouped_into: None,
+            members: Vec::new(),
             late_on_site: 0,
         };
+        let mut alert = alert;
+        if !alert.needs_person && alert.silenced_by.is_none() {
+            let times = self.flaps.entry(key.clone()).or_default();
+            let window = self.damping.flap_window_ms;
+            times.retain(|&t| t.saturating_add(window) > o.opened_ms);
+            if times.len() >= self.damping.flap_limit {
+                alert.silenced_by = Some(format!(
+                    "flapping: opened {} times in {} min; not paged again until it settles",
+                    times.len() + 1,
+                    window / 60_000
+                ));
+            }
+            times.push(o.opened_ms);
+        }
         self.open.insert(key, self.alerts.len());
         self.by_id.insert(alert.alert_id.clone(), self.alerts.len());
         self.changed.insert(alert.alert_id.clone());
         self.alerts.push(alert.clone());
-        Fired::Opened(alert)
+        if alert.needs_person || alert.silenced_by.is_some() {
+            return Fired::Opened(alert);
+        }
+        self.storm(alert, o.language)
+    }
+
+    /// Counts `alert` among the recent openings of its rule in its building, and groups it
+    /// into a storm once there are enough of them.
+    fn storm(&mut self, alert: Alert, language: Language) -> Fired {
+        let place = (alert.rule.clone(), alert.device.building.clone());
+        let recent = self.recent.entry(place.clone()).or_default();
+        let window = self.damping.storm_window_ms;
+        recent.retain(|(t, _)| t.saturating_add(window) > alert.started_at);
+        recent.push((alert.started_at, alert.alert_id.clone()));
+        if recent.len() < self.damping.storm_threshold {
+            return Fired::Opened(alert);
+        }
+        let members: Vec<String> = recent.iter().map(|(_, id)| id.clone()).collect();
+        let storm_device: Arc<str> = format!("building-{}", alert.device.building).into();
+        let storm_rule = format!("{}.storm", alert.rule);
+        let (storm_i, new) = match self.open.get(&(storm_device.clone(), storm_rule.clone())) {
+            Some(&i) => {
+                self.alerts[i].members.push(alert.alert_id.clone());
+                self.alerts[i].occurrences += 1;
+                self.alerts[i].updated_at = alert.started_at;
+                (i, false)
+            }
+            None => {
+                let mut storm = alert.clone();
+                storm.alert_id = format!("{}.storm", alert.alert_id);
+                storm.rule = storm_rule.clone();
+                storm.device.id = storm_device.clone();
+                storm.device.kind = "building".into();
+                storm.device.location = format!("{}（全楼）", alert.device.building_name).into();
+                storm.evidence = Evidence::default();
+                storm.members = members.clone();
+                storm.occurrences = members.len() as u32;
+                let i = self.alerts.len();
+                self.open.insert((storm_device, storm_rule), i);
+                self.by_id.insert(storm.alert_id.clone(), i);
+                self.alerts.push(storm);
+                (i, true)
+            }
+        };
+        let n = self.alerts[storm_i].members.len();
+        let storm_id = self.alerts[storm_i].alert_id.clone();
+        let building = self.alerts[storm_i].device.building_name.clone();
+        self.alerts[storm_i].messages = text::Messages::storm(&building, n, &alert.rule);
+        self.alerts[storm_i].message = self.alerts[storm_i].messages.get(language).to_owned();
+        self.changed.insert(storm_id.clone());
+        for id in &members {
+            if let Some(&i) = self.by_id.get(id) {
+                if self.alerts[i].grouped_into.is_none() {
+                    self.alerts[i].grouped_into = Some(storm_id.clone());
+                    self.changed.insert(id.clone());
+                }
+            }
+        }
+        let alert = self.alerts[self.by_id[&alert.alert_id]].clone();
+        Fired::Grouped {
+            alert: Box::new(alert),
+            storm: Box::new(self.alerts[storm_i].clone()),
+            new,
+        }
     }
 
     /// Whether an alert is open for `device` and `rule`.
@@ -414,9 +556,38 @@ impl AlertBook {
         Some(a.clone())
     }
 
-    /// The open alert resolved itself at `at_ms`; the next opening is a new alert.
-    pub fn resolve(&mut self, device: &str, rule: &str, at_ms: u64) -> Option<Alert> {
-        let i = self.open.remove(&(Arc::from(device), rule.to_owned()))?;
+    /// The open alert resolved itself at `at_ms`; the next opening is a new alert. Returns it,
+    /// and its storm alert too when that was the storm's last open member.
+    pub fn resolve(&mut self, device: &str, rule: &str, at_ms: u64) -> Vec<Alert> {
+        let Some(i) = self.open.remove(&(Arc::from(device), rule.to_owned())) else {
+            return Vec::new();
+        };
+        self.end(i, at_ms, "the condition ended");
+        let mut out = vec![self.alerts[i].clone()];
+        let storm = self.alerts[i]
+            .grouped_into
+            .as_ref()
+            .and_then(|id| self.by_id.get(id).copied());
+        if let Some(s) = storm {
+            let any_open = self.alerts[s].members.iter().any(|m| {
+                self.by_id
+                    .get(m)
+                    .is_some_and(|&j| self.open.values().any(|&o| o == j))
+            });
+            let key = (
+                self.alerts[s].device.id.clone(),
+                self.alerts[s].rule.clone(),
+            );
+            if !any_open && self.open.get(&key) == Some(&s) {
+                self.open.remove(&key);
+                self.end(s, at_ms, "every device in the storm is back to normal");
+                out.push(self.alerts[s].clone());
+            }
+        }
+        out
+    }
+
+    fn end(&mut self, i: usize, at_ms: u64, why: &str) {
         let a = &mut self.alerts[i];
         self.changed.insert(a.alert_id.clone());
         a.resolved_at = Some(at_ms);
@@ -427,10 +598,9 @@ impl AlertBook {
                 state: State::Resolved,
                 by: RULES.into(),
                 at_ms,
-                note: Some("the condition ended".into()),
+                note: Some(why.into()),
             });
         }
-        Some(a.clone())
     }
 
     /// Moves every open alert that nobody acknowledged within its deadline to the next level of
@@ -445,6 +615,10 @@ impl AlertBook {
         let mut out = Vec::new();
         for &i in self.open.values() {
             let a = &mut self.alerts[i];
+            if a.grouped_into.is_some() {
+                // Its storm goes up the chain for it.
+                continue;
+            }
             // Waiting for an acknowledgement, or acknowledged and waiting for someone on site.
             let (deadline, from, passed) = match a.state {
                 State::Firing => (a.ack_deadline_ms, a.started_at, a.escalation_level),
@@ -788,7 +962,7 @@ mod tests {
                 .condition_cleared_at,
             Some(15)
         );
-        let r = book.resolve("s1", "sos_pressed", 20).unwrap();
+        let r = book.resolve("s1", "sos_pressed", 20).remove(0);
         assert_eq!((r.state, r.resolved_at), (State::Resolved, Some(20)));
         assert!(book.repeat("s1", "sos_pressed", 25).is_none());
         assert!(matches!(
@@ -818,7 +992,7 @@ mod tests {
             "a person's resolve still waits for a close"
         );
 
-        let mut again = AlertBook::restore(book.kept_all());
+        let mut again = AlertBook::restore(book.kept_all(), Damping::default());
         assert!(
             matches!(again.open(opening(&s1, None, "id-1", 10)), Fired::Known(_)),
             "the journal run again after a restart opens nothing twice"
@@ -850,5 +1024,118 @@ mod tests {
             book.open(opening(&s1, None, "new", 2_000)),
             Fired::Repeated(_)
         ));
+    }
+
+    fn offline<'a>(d: &'a Device, id: &str, at: u64) -> Opening<'a> {
+        Opening {
+            rule: "device_offline",
+            severity: Severity::Minor,
+            needs_person: false,
+            ack_deadline_ms: Some(60_000),
+            ..opening(d, None, id, at)
+        }
+    }
+
+    #[test]
+    fn a_building_going_dark_is_one_storm_alert_that_ends_with_its_last_device() {
+        let mut book = AlertBook::new(Damping::default());
+        let devices: Vec<Device> = (0..200).map(|i| device(&format!("d{i}"))).collect();
+        let mut paged = 0;
+        let mut storms = Vec::new();
+        for (i, d) in devices.iter().enumerate() {
+            match book.open(offline(d, &format!("id-{i}"), 1_000 + i as u64)) {
+                Fired::Opened(_) => paged += 1,
+                Fired::Grouped { storm, new, .. } => {
+                    if new {
+                        paged += 1;
+                        storms.push(storm.alert_id.clone());
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(storms.len(), 1, "one storm");
+        assert_eq!(paged, 5, "four alone, then the storm instead of 196 more");
+        let storm = book.get(&storms[0]).unwrap().clone();
+        assert_eq!(storm.members.len(), 200);
+        assert_eq!(storm.rule, "device_offline.storm");
+        assert!(storm.message.contains("200台"), "{}", storm.message);
+        assert!(book
+            .get("id-0")
+            .is_some_and(|a| a.grouped_into.as_deref() == Some(storms[0].as_str())));
+        // Members escalate no more on their own: only the storm does.
+        let up = book.escalate(70_000, |_| {
+            vec![
+                Arc::new(Worker::with_webhook("a", "a", None)),
+                Arc::new(Worker::with_webhook("b", "b", None)),
+            ]
+        });
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].0.alert_id, storms[0]);
+
+        for i in 0..199 {
+            let ended = book.resolve(&format!("d{i}"), "device_offline", 90_000);
+            assert_eq!(ended.len(), 1);
+        }
+        let ended = book.resolve("d199", "device_offline", 90_000);
+        assert_eq!(ended.len(), 2, "the last one ends the storm");
+        assert_eq!(ended[1].state, State::Resolved);
+        // A storm an hour later is a new one.
+        for (i, d) in devices.iter().take(5).enumerate() {
+            book.open(offline(d, &format!("later-{i}"), 3_700_000));
+        }
+        assert_eq!(
+            book.list().iter().filter(|a| !a.members.is_empty()).count(),
+            2
+        );
+    }
+
+    #[test]
+    fn life_safety_alerts_are_never_grouped_or_damped() {
+        let mut book = AlertBook::new(Damping::default());
+        for i in 0..20 {
+            let d = device(&format!("s{i}"));
+            assert!(matches!(
+                book.open(opening(&d, None, &format!("id-{i}"), 1_000)),
+                Fired::Opened(ref a) if a.silenced_by.is_none()
+            ));
+        }
+        // The same button pressed, closed and pressed again, ten times: it pages every time.
+        let d = device("s0");
+        book.act("id-0", lifecycle::Action::Close, "x", Some("n"), 2_000)
+            .unwrap();
+        for round in 1..=10u64 {
+            let id = format!("again-{round}");
+            let Fired::Opened(a) = book.open(opening(&d, None, &id, 2_000 + round)) else {
+                panic!("a press after a close opens anew")
+            };
+            assert!(a.silenced_by.is_none(), "round {round}");
+            book.act(&id, lifecycle::Action::Close, "x", Some("n"), 2_000 + round)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_flapping_condition_stops_paging_after_a_few_times_and_pages_again_once_settled() {
+        let mut book = AlertBook::new(Damping::default());
+        let d = device("w1");
+        let mut silenced = Vec::new();
+        for i in 0..6u64 {
+            let Fired::Opened(a) = book.open(offline(&d, &format!("id-{i}"), i * 60_000)) else {
+                panic!("opens")
+            };
+            silenced.push(a.silenced_by.is_some());
+            book.resolve("w1", "device_offline", i * 60_000 + 30_000);
+        }
+        assert_eq!(silenced, [false, false, false, true, true, true]);
+        let note = book.get("id-5").unwrap().silenced_by.clone().unwrap();
+        assert!(note.starts_with("flapping"), "{note}");
+        let Fired::Opened(a) = book.open(offline(&d, "calm", 6 * 60_000 + 31 * 60_000)) else {
+            panic!("opens")
+        };
+        assert!(
+            a.silenced_by.is_none(),
+            "quiet for the window: it pages again"
+        );
     }
 }

@@ -56,6 +56,14 @@ impl Messages {
         }
     }
 
+    /// `n` devices of one building raised `rule` at once, grouped into one alert.
+    pub fn storm(building: &str, n: usize, rule: &str) -> Self {
+        Self {
+            zh_cn: format!("{building}共{n}台设备同时触发“{rule}”，疑似停电或网络故障，已合并为一条告警"),
+            en: format!("{n} devices in {building} raised {rule} at once (a power cut or a network fault?), grouped into one alert"),
+        }
+    }
+
     /// The text in `lang`.
     pub fn get(&self, lang: Language) -> &str {
         match lang {
