@@ -188,6 +188,7 @@ impl Gateway {
         )));
         let (alert_changes, _) = broadcast::channel(256);
         let http_registry = registry.clone();
+        let community = registry.community.clone();
         let watched_registry = registry.clone();
         let pipeline = Pipeline {
             registry,
@@ -204,7 +205,7 @@ impl Gateway {
                 config.alerts.channel_failing_after_secs,
             )),
             notifier,
-            acker,
+            acker: acker.clone(),
             alerts: alerts.clone(),
             alert_changes: alert_changes.clone(),
             retry: Backoff::new(config.store.retry_min_ms, config.store.retry_max_ms),
@@ -217,26 +218,38 @@ impl Gateway {
             .await
             .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
         let http_addr = listener.local_addr()?;
+        let desk = crate::alerts::desk::Desk {
+            alerts: alerts.clone(),
+            cases: cases.clone(),
+            engine: engine.clone(),
+            commander: commander.clone(),
+            alert_changes: alert_changes.clone(),
+            metrics: metrics.clone(),
+        };
         let router = crate::http::router(crate::http::AppState {
             metrics: metrics.clone(),
             alerts: alerts.clone(),
             catalogue,
             registry: http_registry,
             engine: engine.clone(),
-            desk: crate::alerts::desk::Desk {
-                alerts: alerts.clone(),
-                cases: cases.clone(),
-                engine: engine.clone(),
-                commander: commander.clone(),
-                alert_changes: alert_changes.clone(),
-                metrics: metrics.clone(),
-            },
+            desk: desk.clone(),
             api_token: secrets.api_token.clone(),
         });
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let (actions_tx, actions_rx) = mpsc::channel(64);
+        tasks.spawn(crate::ingest::actions::serve(
+            actions_rx,
+            desk,
+            acker,
+            commander.clone(),
+            secrets.api_token.clone(),
+            metrics.clone(),
+            rx.clone(),
+        ));
         let queues = Queues {
+            actions: (crate::ingest::actions::subscription(&community), actions_tx),
             events: events_tx,
             telemetry: telemetry_tx,
         };

@@ -1,12 +1,14 @@
 //! The Gridwatch edge gateway.
 //!
 //! ```text
-//!  MQTT broker ──▶ ingest ──▶ decode+verify ──▶ rules ──▶ alerts ──▶ notify ──▶ worker webhooks
-//!                 (manual        (topic,          (edge-   (open /
-//!                  acks)          payload,         rules    update /
-//!                                 registry)        engine)  resolve)
+//!  MQTT broker ──▶ ingest ──▶ decode+verify ──▶ rules ──▶ alerts ──▶ notify ──▶ worker app webhooks,
+//!                 (manual        (topic,          (edge-   (open /    (case   group robots, e-mail
+//!                  acks)          payload,         rules    update /   log)
+//!                                 registry)        engine)  storms)
 //!                               └──────────────────────▶ sinks/tsdb ──▶ InfluxDB v2 API
 //!                                                                                    or local files
+//!  people act on alerts: http /api/v1/alerts/{id}/{action}, or MQTT gw/v1/{c}/alerts/{id}/act
+//!                        ──▶ alerts::desk (case log, "help is coming" on the device's cmd topic)
 //!  http: /healthz /readyz /metrics /api/v1/alerts /api/v1/rules /api/v1/silences
 //! ```
 //!
@@ -14,6 +16,7 @@
 //! [`pipeline`] is the loop that walks each message down the line.
 
 pub mod app;
+pub mod auth;
 pub mod backoff;
 pub mod catalogue;
 pub mod clock;

@@ -478,3 +478,83 @@ message = { zh-CN = "{location}设备离线", en = "{location} offline" }
     gw.gateway.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_app_acts_on_an_alert_over_mqtt() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    let registry = Registry::parse(&registry_text(&hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    let mut results = listen(
+        mosquitto.port,
+        "app-results",
+        "gw/v1/yg/alerts/+/act/result",
+    )
+    .await?;
+    let mut button = listen(mosquitto.port, "sos-301-listens", "gw/v1/yg/sos-301/cmd").await?;
+    let mut device = AckedPublisher::new(mosquitto.port, "sos-301");
+    device
+        .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
+        .await?;
+    let id = hook.next(Duration::from_secs(10)).await?.json()["data"]["alert_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let mut app = AckedPublisher::new(mosquitto.port, "worker-app-li");
+    let topic = format!("gw/v1/yg/alerts/{id}/act");
+    let wrong = serde_json::json!({"v":1,"action":"acknowledge","by":"李军","token":"wrong","request_id":"r1"});
+    app.publish(&topic, wrong.to_string().as_bytes()).await?;
+    let (t, r) = next_result(&mut results).await?;
+    assert_eq!(t, format!("{topic}/result"));
+    assert_eq!(
+        (r["ok"].as_bool(), r["request_id"].as_str()),
+        (Some(false), Some("r1"))
+    );
+    assert!(
+        r["error"].as_str().unwrap_or_default().contains("token"),
+        "{r}"
+    );
+
+    let ack = serde_json::json!({"v":1,"action":"acknowledge","by":"李军","token":API_TOKEN,"request_id":"r2"});
+    app.publish(&topic, ack.to_string().as_bytes()).await?;
+    let (_, r) = next_result(&mut results).await?;
+    assert_eq!(
+        (r["ok"].as_bool(), r["state"].as_str()),
+        (Some(true), Some("acknowledged")),
+        "{r}"
+    );
+    let (_, cmd) = next_result(&mut button).await?;
+    assert_eq!(cmd["cmd"], "help_coming");
+
+    let again = serde_json::json!({"v":1,"action":"acknowledge","by":"王芳","token":API_TOKEN});
+    app.publish(&topic, again.to_string().as_bytes()).await?;
+    let (_, r) = next_result(&mut results).await?;
+    assert_eq!(r["ok"], false, "a second acknowledgement is refused: {r}");
+
+    let alert: serde_json::Value = http()
+        .get(format!("{}/api/v1/alerts/{id}", gw.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(alert["state"], "acknowledged");
+    assert_eq!(alert["timeline"][1]["by"], "李军");
+    let m = gw.metrics().await?;
+    assert_eq!(
+        gridwatch_e2e::metric_sum(&m, "gridwatch_worker_actions_total{outcome=\"done\""),
+        1.0
+    );
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+async fn next_result(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the listener stopped"))
+}

@@ -77,14 +77,7 @@ pub(crate) fn refused(s: &AppState, headers: &HeaderMap) -> Option<axum::respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    // Compared in constant time, so the answer's timing does not leak the token.
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if crate::auth::token_matches(given, token) {
         None
     } else {
         Some(error(

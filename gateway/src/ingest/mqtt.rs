@@ -95,6 +95,9 @@ pub struct Queues {
     pub events: mpsc::Sender<Incoming>,
     /// Telemetry and status; shed when full.
     pub telemetry: mpsc::Sender<Incoming>,
+    /// Worker apps' actions on alerts (see [`super::actions`]): the topic filter, and where
+    /// they go. The driver waits for room, as for events.
+    pub actions: (String, mpsc::Sender<Incoming>),
 }
 
 /// The loop that owns the broker connection.
@@ -157,8 +160,11 @@ impl MqttDriver {
                         session_present: ack.session_present,
                     }
                     .emit(&self.metrics);
-                    let filters =
-                        SUBSCRIPTIONS.map(|f| SubscribeFilter::new(f.to_owned(), QoS::AtLeastOnce));
+                    let filters = SUBSCRIPTIONS
+                        .iter()
+                        .map(|f| f.to_string())
+                        .chain([queues.actions.0.clone()])
+                        .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce));
                     if let Err(e) = self.client.try_subscribe_many(filters) {
                         tracing::error!("cannot queue subscriptions: {e}");
                     }
@@ -248,6 +254,9 @@ impl MqttDriver {
         };
         if channel_hint(&incoming.publish.topic) == Some(Channel::Event) {
             return queues.events.send(incoming).await.is_ok();
+        }
+        if incoming.publish.topic.ends_with("/act") {
+            return queues.actions.1.send(incoming).await.is_ok();
         }
         if incoming.publish.qos != QoS::AtMostOnce {
             // The broker holds what we have not acknowledged: waiting here loses nothing, and its

@@ -470,6 +470,30 @@ impl JournalShed {
     }
 }
 
+/// A worker app's action on an alert over MQTT was handled.
+pub struct WorkerActed<'a> {
+    pub topic: &'a str,
+    pub outcome: &'static str,
+    pub error: Option<&'a str>,
+}
+
+impl WorkerActed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.worker_actions.with_label_values(&[self.outcome]).inc();
+        match self.error {
+            None => tracing::info!(topic = self.topic, "worker app action done"),
+            Some(e) => limited(m, "worker_action", |held| {
+                tracing::warn!(
+                    topic = self.topic,
+                    outcome = self.outcome,
+                    held_back = held,
+                    "worker app action not done: {e}"
+                )
+            }),
+        }
+    }
+}
+
 /// A changed registry file was read and its staff taken.
 pub struct RosterReloaded {
     pub workers: usize,

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub rules_active: IntGauge,
     /// Saves of the rule engine's state, by outcome (saved, failed).
     pub rules_saves: IntCounterVec,
+    /// Worker apps' actions on alerts over MQTT, by outcome (done, refused, bad, not_found,
+    /// conflict).
+    pub worker_actions: IntCounterVec,
     /// Readings of a changed registry file, by outcome (applied, refused).
     pub roster_reloads: IntCounterVec,
     /// Case log writes and syncs that failed, by operation (write, sync, compact, recover).
@@ -238,6 +241,12 @@ impl Metrics {
                 &r,
                 "gridwatch_rules_active",
                 "Device and rule pairs with a running timer, a window or an open alert.",
+            ),
+            worker_actions: counter_vec(
+                &r,
+                "gridwatch_worker_actions_total",
+                "Worker apps' actions on alerts over MQTT, by outcome.",
+                &["outcome"],
             ),
             roster_reloads: counter_vec(
                 &r,
