@@ -241,11 +241,13 @@ impl Gateway {
         let (actions_tx, actions_rx) = mpsc::channel(64);
         tasks.spawn(crate::ingest::actions::serve(
             actions_rx,
-            desk,
-            acker,
-            commander.clone(),
-            secrets.api_token.clone(),
-            metrics.clone(),
+            crate::ingest::actions::Front {
+                desk,
+                acker,
+                commander: commander.clone(),
+                api_token: secrets.api_token.clone(),
+                metrics: metrics.clone(),
+            },
             rx.clone(),
         ));
         let queues = Queues {

@@ -188,18 +188,28 @@ impl Pipeline {
             self.apply_transitions(out);
         }
         self.escalate(now_ms);
+        let settled = self
+            .alerts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .wake_flapping(now_ms);
+        for alert in settled {
+            // Flapping, then down for good: it pages after all.
+            self.notify(&alert);
+            let _ = self.alert_changes.send(alert);
+        }
         self.record();
         self.tidy(now_ms);
     }
 
     /// Writes the alerts changed since the last call to the case log.
     fn record(&self) {
-        let changed = self
-            .alerts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_changes();
-        if let Err(e) = self.cases.alerts(changed) {
+        // Written while the book is held, so changes reach the log in the order they happened.
+        let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        let changed = book.take_changes();
+        let written = self.cases.alerts(changed);
+        drop(book);
+        if let Err(e) = written {
             CaseLogFailed {
                 operation: "write",
                 error: &e,
@@ -314,8 +324,8 @@ impl Pipeline {
     fn tidy(&self, now_ms: u64) {
         let keep_ms = self.keep_ended.as_millis() as u64;
         let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
-        let pruned = book.prune(now_ms, keep_ms);
-        if pruned == 0 && !self.cases.wants_compaction() {
+        book.prune(now_ms, keep_ms);
+        if !self.cases.wants_compaction() {
             return;
         }
         match self.cases.compact(book.kept_all()) {
@@ -593,6 +603,40 @@ impl Pipeline {
         self.record();
         // The gateway heard nothing while it was down: that is not every device going offline.
         self.engine().resume(crate::clock::now_ms());
+        self.page_restored();
+    }
+
+    /// Sends again, for every alert still waiting for someone, what its current step calls for.
+    /// Notifications the case log already has are not sent twice (their ids are derived), so
+    /// this only fills in what a crash cut short between writing an alert and writing its
+    /// notifications.
+    fn page_restored(&self) {
+        let waiting: Vec<Alert> = self
+            .alerts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .list()
+            .into_iter()
+            .filter(|a| {
+                a.state == State::Firing
+                    && a.resolved_at.is_none()
+                    && a.silenced_by.is_none()
+                    && a.grouped_into.is_none()
+            })
+            .collect();
+        let staff = self.registry.staff();
+        let now = crate::clock::now_ms();
+        for a in waiting {
+            let level = usize::from(a.escalation_level);
+            if level == 0 {
+                self.notify(&a);
+                continue;
+            }
+            let chain = staff.chain(&a.device.grid, &a.escalation, now);
+            for (_, worker) in chain.iter().take(level + 1) {
+                self.deliver(&a, worker, "alert.escalated", &format!("escalated{level}"));
+            }
+        }
     }
 
     /// Puts the alerts the saved engine state holds open back into the alert book.
@@ -797,7 +841,8 @@ impl Pipeline {
         let now = crate::clock::now_ms();
         let first = [Role::OnDuty, Role::Backup, Role::Leader, Role::DutyOfficer]
             .into_iter()
-            .find_map(|role| staff.holder(&alert.device.grid, role, now));
+            .filter_map(|role| staff.holder(&alert.device.grid, role, now))
+            .find(|w| !w.reach.is_empty());
         match first {
             Some(worker) => self.deliver(alert, worker, "alert.opened", "opened"),
             None => NotifyUnroutable {

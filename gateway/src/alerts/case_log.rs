@@ -115,6 +115,9 @@ struct Deliveries {
 #[derive(Clone)]
 pub struct CaseLog {
     inner: Arc<Mutex<Inner>>,
+    /// Held across a sync, so a caller that finds nothing to sync knows the sync that took its
+    /// writes has finished.
+    sync_lock: Arc<Mutex<()>>,
 }
 
 impl CaseLog {
@@ -134,10 +137,15 @@ impl CaseLog {
         let mut alerts: HashMap<String, (usize, Kept)> = HashMap::new();
         let mut deliveries = Deliveries::default();
         let mut order = Vec::new();
-        let mut good = 0;
+        let (mut bad, mut skipped_lines) = (Vec::new(), 0);
         for line in text.split_inclusive(|&b| b == b'\n') {
-            let Some(entry) = parse_line(line) else { break };
-            good += line.len();
+            // A bad line (torn by a crash, or damaged) is set aside; the lines after it still
+            // count, so one bad write does not take the rest of the log with it.
+            let Some(entry) = parse_line(line) else {
+                bad.extend_from_slice(line);
+                skipped_lines += 1;
+                continue;
+            };
             match entry {
                 Entry::Alert(k) => {
                     let n = alerts.len();
@@ -152,23 +160,15 @@ impl CaseLog {
                 Entry::Sent(sent) => deliveries.remember(sent),
             }
         }
-        let skipped_lines = if good < text.len() {
-            let bad = &text[good..];
+        if skipped_lines > 0 {
             let aside = dir.join(format!("cases.log.bad-{}", crate::clock::now_ms()));
-            fs::write(&aside, bad).map_err(err)?;
-            bad.split_inclusive(|&b| b == b'\n').count()
-        } else {
-            0
-        };
+            fs::write(&aside, &bad).map_err(err)?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(err)?;
-        if skipped_lines > 0 {
-            file.set_len(good as u64).map_err(err)?;
-            file.sync_data().map_err(err)?;
-        }
         let mut alerts: Vec<(usize, Kept)> = alerts.into_values().collect();
         alerts.sort_by_key(|(i, _)| *i);
         let pending = order
@@ -176,11 +176,11 @@ impl CaseLog {
             .filter_map(|id| deliveries.pending.get(id).cloned())
             .collect();
         let state = Inner {
-            path,
+            path: path.clone(),
             file: Arc::new(file),
             dirty: false,
-            bytes: good as u64,
-            compacted_bytes: good as u64,
+            bytes: text.len() as u64,
+            compacted_bytes: text.len() as u64,
             deliveries,
         };
         let recovered = Recovered {
@@ -188,12 +188,15 @@ impl CaseLog {
             pending,
             skipped_lines,
         };
-        Ok((
-            Self {
-                inner: Arc::new(Mutex::new(state)),
-            },
-            recovered,
-        ))
+        let log = Self {
+            inner: Arc::new(Mutex::new(state)),
+            sync_lock: Arc::new(Mutex::new(())),
+        };
+        if skipped_lines > 0 {
+            // Rewritten without the bad lines, so they are reported once, not at every start.
+            log.compact(recovered.alerts.clone()).map_err(err)?;
+        }
+        Ok((log, recovered))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -249,6 +252,7 @@ impl CaseLog {
 
     /// Makes everything written so far durable.
     pub fn sync(&self) -> io::Result<()> {
+        let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
         let file = {
             let mut inner = self.lock();
             if !inner.dirty {
@@ -338,10 +342,11 @@ impl CaseLog {
             f.sync_all()?;
         }
         fs::rename(&tmp, &inner.path)?;
+        // Reopened before anything else can fail, so appends never go to the replaced file.
+        inner.file = Arc::new(OpenOptions::new().append(true).open(&inner.path)?);
         if let Some(dir) = inner.path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        inner.file = Arc::new(OpenOptions::new().append(true).open(&inner.path)?);
         inner.bytes = out.len() as u64;
         inner.compacted_bytes = inner.bytes;
         inner.dirty = false;
@@ -351,7 +356,11 @@ impl CaseLog {
 
 impl Inner {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.file).write_all(bytes)?;
+        if let Err(e) = (&*self.file).write_all(bytes) {
+            // A part written (disk full) would glue the next line onto a torn one.
+            let _ = self.file.set_len(self.bytes);
+            return Err(e);
+        }
         self.bytes += bytes.len() as u64;
         self.dirty = true;
         Ok(())
@@ -553,10 +562,11 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_byte_stops_the_reading_at_that_line() {
+    fn a_flipped_byte_loses_that_line_only_and_is_reported_once() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = CaseLog::open(dir.path()).unwrap();
-        log.alerts(vec![kept("a1", 10), kept("a2", 20)]).unwrap();
+        log.alerts(vec![kept("a1", 10), kept("a2", 20), kept("a3", 30)])
+            .unwrap();
         drop(log);
         let path = dir.path().join("cases.log");
         let mut bytes = std::fs::read(&path).unwrap();
@@ -564,7 +574,10 @@ mod tests {
         bytes[second] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         let (_, r) = CaseLog::open(dir.path()).unwrap();
-        assert_eq!((r.alerts.len(), r.skipped_lines), (1, 1));
+        let ids: Vec<&str> = r.alerts.iter().map(|k| k.alert.alert_id.as_str()).collect();
+        assert_eq!((ids, r.skipped_lines), (vec!["a1", "a3"], 1));
+        let (_, r) = CaseLog::open(dir.path()).unwrap();
+        assert_eq!((r.alerts.len(), r.skipped_lines), (2, 0));
     }
 
     #[test]

@@ -42,15 +42,22 @@ impl Desk {
         note: Option<&str>,
     ) -> Result<Alert, ActError> {
         let now = crate::clock::now_ms();
-        let (alert, changed) = {
+        let (alert, written) = {
+            // Written while the book is held, so changes reach the log in the order they
+            // happened; made durable below, before anyone is told.
             let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
             let alert = book.act(id, action, by, note, now)?;
-            (alert, book.take_changes())
+            (alert, self.cases.alerts(book.take_changes()))
         };
+        if let Err(e) = written {
+            CaseLogFailed {
+                operation: "write",
+                error: &e,
+            }
+            .emit(&self.metrics);
+        }
         let cases = self.cases.clone();
-        let written =
-            tokio::task::spawn_blocking(move || cases.alerts(changed).and_then(|()| cases.sync()))
-                .await;
+        let written = tokio::task::spawn_blocking(move || cases.sync()).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => CaseLogFailed {

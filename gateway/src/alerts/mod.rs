@@ -281,6 +281,9 @@ impl Default for Damping {
     }
 }
 
+/// How `silenced_by` starts for an alert held back because its condition flaps.
+const FLAPPING: &str = "flapping";
+
 /// A recent opening: when, and which alert.
 type Recent = (u64, String);
 
@@ -427,7 +430,7 @@ impl AlertBook {
             times.retain(|&t| t.saturating_add(window) > o.opened_ms);
             if times.len() >= self.damping.flap_limit {
                 alert.silenced_by = Some(format!(
-                    "flapping: opened {} times in {} min; not paged again until it settles",
+                    "{FLAPPING}: opened {} times in {} min; not paged again until it settles",
                     times.len() + 1,
                     window / 60_000
                 ));
@@ -460,8 +463,14 @@ impl AlertBook {
         let storm_rule = format!("{}.storm", alert.rule);
         let (storm_i, new) = match self.open.get(&(storm_device.clone(), storm_rule.clone())) {
             Some(&i) => {
-                self.alerts[i].members.push(alert.alert_id.clone());
-                self.alerts[i].occurrences += 1;
+                // Every alert of the window joins, not only this one: the storm ends only when
+                // all it groups have ended.
+                for id in &members {
+                    if !self.alerts[i].members.contains(id) {
+                        self.alerts[i].members.push(id.clone());
+                    }
+                }
+                self.alerts[i].occurrences = self.alerts[i].members.len() as u32;
                 self.alerts[i].updated_at = alert.started_at;
                 (i, false)
             }
@@ -564,26 +573,55 @@ impl AlertBook {
         };
         self.end(i, at_ms, "the condition ended");
         let mut out = vec![self.alerts[i].clone()];
-        let storm = self.alerts[i]
-            .grouped_into
-            .as_ref()
-            .and_then(|id| self.by_id.get(id).copied());
-        if let Some(s) = storm {
-            let any_open = self.alerts[s].members.iter().any(|m| {
-                self.by_id
-                    .get(m)
-                    .is_some_and(|&j| self.open.values().any(|&o| o == j))
-            });
-            let key = (
-                self.alerts[s].device.id.clone(),
-                self.alerts[s].rule.clone(),
-            );
-            if !any_open && self.open.get(&key) == Some(&s) {
-                self.open.remove(&key);
-                self.end(s, at_ms, "every device in the storm is back to normal");
-                out.push(self.alerts[s].clone());
+        out.extend(self.storm_over(i, at_ms));
+        out
+    }
+
+    /// Ends the storm alert of member `i` once none of its members is open, and returns it.
+    fn storm_over(&mut self, i: usize, at_ms: u64) -> Option<Alert> {
+        let s = *self.by_id.get(self.alerts[i].grouped_into.as_ref()?)?;
+        let open: HashSet<usize> = self.open.values().copied().collect();
+        let any_open = self.alerts[s]
+            .members
+            .iter()
+            .any(|m| self.by_id.get(m).is_some_and(|j| open.contains(j)));
+        let key = (
+            self.alerts[s].device.id.clone(),
+            self.alerts[s].rule.clone(),
+        );
+        if any_open || self.open.get(&key) != Some(&s) {
+            return None;
+        }
+        self.open.remove(&key);
+        self.end(s, at_ms, "every device in the storm is back to normal");
+        Some(self.alerts[s].clone())
+    }
+
+    /// Lets the alerts held back for flapping page after all once they have stayed open for
+    /// the whole flap window: a condition that flapped and then stayed is real. Returns them.
+    pub fn wake_flapping(&mut self, now_ms: u64) -> Vec<Alert> {
+        let window = self.damping.flap_window_ms;
+        let mut out = Vec::new();
+        for &i in self.open.values() {
+            let a = &mut self.alerts[i];
+            let flapping = a
+                .silenced_by
+                .as_deref()
+                .is_some_and(|s| s.starts_with(FLAPPING));
+            if flapping && now_ms >= a.started_at.saturating_add(window) {
+                a.silenced_by = None;
+                a.updated_at = a.updated_at.max(now_ms);
+                a.timeline.push(Step {
+                    state: a.state,
+                    by: RULES.into(),
+                    at_ms: now_ms,
+                    note: Some("it stopped flapping and stayed: paged now".into()),
+                });
+                self.changed.insert(a.alert_id.clone());
+                out.push(a.clone());
             }
         }
+        out.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
         out
     }
 
@@ -716,6 +754,7 @@ impl AlertBook {
             if self.open.get(&key) == Some(&i) {
                 self.open.remove(&key);
             }
+            self.storm_over(i, at_ms);
         }
         Ok(self.alerts[i].clone())
     }
@@ -1136,6 +1175,52 @@ mod tests {
         assert!(
             a.silenced_by.is_none(),
             "quiet for the window: it pages again"
+        );
+
+        // Flapping, then down for good: held back, and paged once it has stayed a window long.
+        let d2 = device("w2");
+        for i in 0..4u64 {
+            book.open(offline(&d2, &format!("f-{i}"), i * 60_000));
+            if i < 3 {
+                book.resolve("w2", "device_offline", i * 60_000 + 30_000);
+            }
+        }
+        assert!(book.get("f-3").unwrap().silenced_by.is_some());
+        assert!(book.wake_flapping(3 * 60_000 + 29 * 60_000).is_empty());
+        let woke = book.wake_flapping(3 * 60_000 + 30 * 60_000);
+        assert_eq!(woke.len(), 1);
+        assert!(woke[0].silenced_by.is_none());
+        assert!(book.wake_flapping(99 * 60_000).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_storm_ends_only_when_everything_it_grouped_has_ended_closed_or_resolved() {
+        let mut book = AlertBook::new(Damping::default());
+        let devices: Vec<Device> = (0..8).map(|i| device(&format!("d{i}"))).collect();
+        let mut storm_id = String::new();
+        for (i, d) in devices.iter().enumerate() {
+            if let Fired::Grouped { storm, .. } = book.open(offline(d, &format!("id-{i}"), 1_000)) {
+                storm_id = storm.alert_id.clone();
+            }
+        }
+        let storm = book.get(&storm_id).unwrap().clone();
+        assert_eq!(storm.members.len(), 8);
+        for i in 0..7 {
+            book.resolve(&format!("d{i}"), "device_offline", 2_000);
+        }
+        assert_eq!(book.get(&storm_id).unwrap().state, State::Firing);
+        book.act(
+            "id-7",
+            lifecycle::Action::Close,
+            "王芳",
+            Some("换了电池"),
+            3_000,
+        )
+        .unwrap();
+        assert_eq!(
+            book.get(&storm_id).unwrap().state,
+            State::Resolved,
+            "a member closed by a person counts as ended"
         );
     }
 }

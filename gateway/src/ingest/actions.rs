@@ -117,18 +117,37 @@ pub fn parse(topic: &str, payload: &[u8]) -> Result<Request, Refused> {
 /// topic and acknowledging it to the broker once handled.
 pub async fn serve(
     mut rx: mpsc::Receiver<Incoming>,
-    desk: Desk,
-    acker: Acker,
-    commander: Commander,
-    api_token: Option<String>,
-    metrics: Arc<Metrics>,
+    front: Front,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let front = Arc::new(front);
     loop {
         let m = tokio::select! {
             _ = shutdown.changed() => return,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
+        // Each in its own task: one waiting on a slow disk must not hold up the queue, which
+        // would hold up the broker connection and the SOS events behind it.
+        tokio::spawn(front.clone().handle(m));
+    }
+}
+
+/// What handling an action needs.
+pub struct Front {
+    /// Where actions land.
+    pub desk: Desk,
+    /// Acknowledges the action message to the broker.
+    pub acker: Acker,
+    /// Publishes the answer.
+    pub commander: Commander,
+    /// The API token; `None` refuses every action.
+    pub api_token: Option<String>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Front {
+    async fn handle(self: Arc<Self>, m: Incoming) {
         let topic = m.publish.topic.clone();
         let parsed = parse(&topic, &m.publish.payload);
         // A topic outside the grammar gets no answer: it must not steer where we publish.
@@ -136,35 +155,14 @@ pub async fn serve(
         let request_id = parsed.as_ref().ok().and_then(|r| r.request_id.clone());
         let (outcome, answer) = match parsed {
             Err(e) => ("bad", Err(e.to_string())),
-            Ok(r) => match &api_token {
-                None => (
-                    "refused",
-                    Err(
-                        "actions are turned off: start the gateway with GRIDWATCH_API_TOKEN set"
-                            .into(),
-                    ),
-                ),
-                Some(t) if !crate::auth::token_matches(&r.token, t) => {
-                    ("refused", Err("`token` is not the API token".into()))
-                }
-                Some(_) => {
-                    match desk
-                        .act(&r.alert_id, r.action, &r.by, r.note.as_deref())
-                        .await
-                    {
-                        Ok(alert) => ("done", Ok(alert.state.as_str())),
-                        Err(e @ ActError::NotFound(_)) => ("not_found", Err(e.to_string())),
-                        Err(e @ ActError::Wrong(_)) => ("conflict", Err(e.to_string())),
-                    }
-                }
-            },
+            Ok(r) => self.act(r).await,
         };
         WorkerActed {
             topic: &topic,
             outcome,
             error: answer.as_ref().err().map(String::as_str),
         }
-        .emit(&metrics);
+        .emit(&self.metrics);
         let body = match answer {
             Ok(state) => {
                 serde_json::json!({"v": 1, "request_id": request_id, "ok": true, "state": state})
@@ -174,9 +172,33 @@ pub async fn serve(
             }
         };
         if answerable {
-            commander.publish(format!("{topic}/result"), body.to_string().into_bytes());
+            self.commander
+                .publish(format!("{topic}/result"), body.to_string().into_bytes());
         }
-        acker.ack(m.publish);
+        self.acker.ack(m.publish);
+    }
+
+    async fn act(&self, r: Request) -> (&'static str, Result<&'static str, String>) {
+        let Some(token) = &self.api_token else {
+            return (
+                "refused",
+                Err(
+                    "actions are turned off: start the gateway with GRIDWATCH_API_TOKEN set".into(),
+                ),
+            );
+        };
+        if !crate::auth::token_matches(&r.token, token) {
+            return ("refused", Err("`token` is not the API token".into()));
+        }
+        match self
+            .desk
+            .act(&r.alert_id, r.action, &r.by, r.note.as_deref())
+            .await
+        {
+            Ok(alert) => ("done", Ok(alert.state.as_str())),
+            Err(e @ ActError::NotFound(_)) => ("not_found", Err(e.to_string())),
+            Err(e @ ActError::Wrong(_)) => ("conflict", Err(e.to_string())),
+        }
     }
 }
 

@@ -190,6 +190,9 @@ async fn attempt(d: &Delivery, s: &Senders) -> Result<(), String> {
     }
 }
 
+/// How long a delivery waits for the case log to reach the disk before it leaves anyway.
+const SYNC_WAIT: Duration = Duration::from_secs(2);
+
 /// Makes the case log durable, off the async threads.
 async fn sync(cases: &CaseLog, metrics: &Metrics) {
     let c = cases.clone();
@@ -221,8 +224,15 @@ impl NotifyDriver {
                         while let Ok(d) = self.rx.try_recv() {
                             batch.push(d);
                         }
-                        // Durable before anything leaves: one fsync for all that came together.
-                        sync(&self.cases, &self.metrics).await;
+                        // Durable before anything leaves: one fsync for all that came together. A
+                        // disk that hangs must not hold back an SOS: after a while, send anyway.
+                        if tokio::time::timeout(SYNC_WAIT, sync(&self.cases, &self.metrics)).await.is_err() {
+                            CaseLogFailed {
+                                operation: "sync",
+                                error: &"the disk took over 2 s; sending without waiting for it",
+                            }
+                            .emit(&self.metrics);
+                        }
                         for d in batch {
                             self.metrics.notify_pending.inc();
                             let backoff = Backoff::new(self.cfg.retry_min_ms, self.cfg.retry_max_ms);
