@@ -633,7 +633,7 @@ impl Pipeline {
                 continue;
             }
             let chain = staff.chain(&a.device.grid, &a.escalation, now);
-            for (_, worker) in chain.iter().take(level + 1) {
+            for worker in chain.iter().take(level + 1).flatten() {
                 self.deliver(&a, worker, "alert.escalated", &format!("escalated{level}"));
             }
         }
@@ -924,11 +924,7 @@ impl Pipeline {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .escalate(now_ms, |a| {
-                staff
-                    .chain(&a.device.grid, &a.escalation, now_ms)
-                    .into_iter()
-                    .map(|(_, w)| w)
-                    .collect()
+                staff.chain(&a.device.grid, &a.escalation, now_ms)
             });
         if moved.is_empty() {
             return;
@@ -937,7 +933,7 @@ impl Pipeline {
             AlertEscalated { alert: &alert }.emit(&self.metrics);
             let level = usize::from(alert.escalation_level);
             let step = format!("escalated{level}");
-            for worker in chain.iter().take(level + 1) {
+            for worker in &chain {
                 self.deliver(&alert, worker, "alert.escalated", &step);
             }
             let _ = self.alert_changes.send(alert);

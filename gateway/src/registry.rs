@@ -151,19 +151,19 @@ impl Staff {
         self.workers.get(id)
     }
 
-    /// Who an alert in `grid` goes to at each of `levels` at `at_ms`, in order; levels nobody
-    /// fills are left out.
-    pub fn chain(&self, grid: &str, levels: &[Level], at_ms: u64) -> Vec<(Level, Arc<Worker>)> {
+    /// Who an alert in `grid` goes to at each of `levels` at `at_ms`, in order: `None` for a
+    /// level nobody fills then.
+    pub fn chain(&self, grid: &str, levels: &[Level], at_ms: u64) -> Vec<Option<Arc<Worker>>> {
         levels
             .iter()
-            .filter_map(|&level| {
+            .map(|&level| {
                 let role = match level {
                     Level::OnDuty => Role::OnDuty,
                     Level::Backup => Role::Backup,
                     Level::GridLeader => Role::Leader,
                     Level::DutyOfficer => Role::DutyOfficer,
                 };
-                Some((level, self.holder(grid, role, at_ms)?.clone()))
+                self.holder(grid, role, at_ms).cloned()
             })
             .collect()
     }
@@ -818,19 +818,21 @@ location = "1单元101室"
             Level::GridLeader,
             Level::DutyOfficer,
         ];
-        let chain: Vec<(Level, String)> = r
+        let chain: Vec<Option<String>> = r
             .staff()
             .chain("g1", &all, 0)
             .into_iter()
-            .map(|(l, w)| (l, w.id.clone()))
+            .map(|w| w.map(|w| w.id.clone()))
             .collect();
         assert_eq!(
             chain,
             [
-                (Level::OnDuty, "w1".to_string()),
-                (Level::GridLeader, "w2".to_string()),
-                (Level::DutyOfficer, "w2".to_string())
-            ]
+                Some("w1".to_string()),
+                None,
+                Some("w2".to_string()),
+                Some("w2".to_string())
+            ],
+            "a level nobody fills is a gap in the chain"
         );
         let bad = text.replace("leader = \"w2\"", "leader = \"w9\"");
         let problems = Registry::parse(&bad).unwrap_err();

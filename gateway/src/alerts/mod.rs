@@ -118,6 +118,9 @@ pub struct Alert {
     /// How many on-site deadlines have passed since it was acknowledged.
     #[serde(skip)]
     late_on_site: u8,
+    /// How many acknowledgement deadlines have passed with a move up the chain.
+    #[serde(skip)]
+    late_ack: u8,
 }
 
 /// One entry of an alert's timeline.
@@ -253,6 +256,9 @@ pub struct Kept {
     pub open: bool,
     /// How many on-site deadlines have passed since it was acknowledged.
     pub late_on_site: u8,
+    /// How many acknowledgement deadlines have passed with a move up the chain.
+    #[serde(default)]
+    pub late_ack: u8,
 }
 
 /// When alerts are grouped into a storm, and when a flapping condition stops paging.
@@ -316,6 +322,7 @@ impl AlertBook {
         for k in kept {
             let mut alert = k.alert;
             alert.late_on_site = k.late_on_site;
+            alert.late_ack = k.late_ack;
             if k.open {
                 let key = (alert.device.id.clone(), alert.rule.clone());
                 book.open.insert(key, book.alerts.len());
@@ -350,6 +357,7 @@ impl AlertBook {
             alert: alert.clone(),
             open: self.open.get(&key) == Some(&i),
             late_on_site: alert.late_on_site,
+            late_ack: alert.late_ack,
         })
     }
 
@@ -422,6 +430,7 @@ impl AlertBook {
             grouped_into: None,
             members: Vec::new(),
             late_on_site: 0,
+            late_ack: 0,
         };
         let mut alert = alert;
         if !alert.needs_person && alert.silenced_by.is_none() {
@@ -642,13 +651,16 @@ impl AlertBook {
     }
 
     /// Moves every open alert that nobody acknowledged within its deadline to the next level of
-    /// its chain (`chain` gives the workers of an alert's levels, in order), and returns each
-    /// one moved with its chain. An alert escalates once per deadline: at the second deadline it
-    /// reaches the second level after the worker on duty, and so on to the end of its chain.
+    /// its chain, and returns each one moved with everyone to tell (the new level and those
+    /// before it). `chain` gives who fills each of the alert's `escalation` levels now (`None`
+    /// for a level nobody fills), so `escalation_level` is a position in the rule's list: an
+    /// empty level is passed over, and one that fills later is not skipped for good. An alert
+    /// escalates once per deadline; at a deadline with nobody further up, it waits and goes up
+    /// as soon as someone is there.
     pub fn escalate(
         &mut self,
         now_ms: u64,
-        chain: impl Fn(&Alert) -> Vec<Arc<Worker>>,
+        chain: impl Fn(&Alert) -> Vec<Option<Arc<Worker>>>,
     ) -> Vec<(Alert, Vec<Arc<Worker>>)> {
         let mut out = Vec::new();
         for &i in self.open.values() {
@@ -659,7 +671,7 @@ impl AlertBook {
             }
             // Waiting for an acknowledgement, or acknowledged and waiting for someone on site.
             let (deadline, from, passed) = match a.state {
-                State::Firing => (a.ack_deadline_ms, a.started_at, a.escalation_level),
+                State::Firing => (a.ack_deadline_ms, a.started_at, a.late_ack),
                 State::Acknowledged => {
                     let acked = a
                         .timeline
@@ -678,16 +690,23 @@ impl AlertBook {
             if a.silenced_by.is_some() || now_ms < due {
                 continue;
             }
-            let next = usize::from(a.escalation_level) + 1;
             let workers = chain(a);
-            let Some(worker) = workers.get(next) else {
+            let from_level = usize::from(a.escalation_level) + 1;
+            let Some((next, worker)) = workers
+                .iter()
+                .enumerate()
+                .skip(from_level)
+                .find_map(|(i, w)| Some((i, w.clone()?)))
+            else {
                 continue;
             };
             a.escalation_level = next as u8;
             if a.state == State::Acknowledged {
                 a.late_on_site += 1;
+            } else {
+                a.late_ack += 1;
             }
-            a.assignee = Some(Assignee::from(&**worker));
+            a.assignee = Some(Assignee::from(&*worker));
             a.updated_at = a.updated_at.max(now_ms);
             self.changed.insert(a.alert_id.clone());
             a.timeline.push(Step {
@@ -697,7 +716,7 @@ impl AlertBook {
                 note: Some(if a.state == State::Firing {
                     format!(
                         "not acknowledged within {} s: escalated to {}",
-                        deadline * next as u64 / 1000,
+                        (now_ms - a.started_at) / 1000,
                         worker.name
                     )
                 } else {
@@ -708,7 +727,8 @@ impl AlertBook {
                     )
                 }),
             });
-            out.push((a.clone(), workers));
+            let tell = workers.into_iter().take(next + 1).flatten().collect();
+            out.push((a.clone(), tell));
         }
         out.sort_by(|a, b| a.0.alert_id.cmp(&b.0.alert_id));
         out
@@ -929,7 +949,11 @@ mod tests {
                 reach: Vec::new(),
             })
         };
-        let chain = vec![worker("on-duty"), worker("backup"), worker("leader")];
+        let chain = vec![
+            Some(worker("on-duty")),
+            Some(worker("backup")),
+            Some(worker("leader")),
+        ];
         let mut book = AlertBook::default();
         let d = device("s1");
         book.open(opening(&d, None, "id-1", 0));
@@ -1105,8 +1129,8 @@ mod tests {
         // Members escalate no more on their own: only the storm does.
         let up = book.escalate(70_000, |_| {
             vec![
-                Arc::new(Worker::with_webhook("a", "a", None)),
-                Arc::new(Worker::with_webhook("b", "b", None)),
+                Some(Arc::new(Worker::with_webhook("a", "a", None))),
+                Some(Arc::new(Worker::with_webhook("b", "b", None))),
             ]
         });
         assert_eq!(up.len(), 1);
@@ -1222,5 +1246,35 @@ mod tests {
             State::Resolved,
             "a member closed by a person counts as ended"
         );
+    }
+
+    #[test]
+    fn an_empty_level_is_passed_over_and_one_that_fills_later_is_not_lost() {
+        let w = |id: &str| Some(Arc::new(Worker::with_webhook(id, id, None)));
+        let mut book = AlertBook::default();
+        let d = device("s1");
+        book.open(opening(&d, None, "id-1", 0));
+        // Nobody above the worker on duty at the first deadline: it waits.
+        assert!(book
+            .escalate(60_000, |_| vec![w("duty"), None, None])
+            .is_empty());
+        // The backup's shift starts: it goes up at once, and the next deadline still counts
+        // from the opening.
+        let up = book.escalate(75_000, |_| vec![w("duty"), w("backup"), None]);
+        assert_eq!(up[0].0.escalation_level, 1);
+        assert_eq!(
+            up[0].1.len(),
+            2,
+            "the backup and the worker on duty hear of it"
+        );
+        assert!(book
+            .escalate(119_999, |_| vec![w("duty"), w("backup"), w("leader")])
+            .is_empty());
+        // At the second deadline the backup's shift is over: straight to the leader, level 2.
+        let up = book.escalate(120_000, |_| vec![w("duty"), None, w("leader")]);
+        assert_eq!(up[0].0.escalation_level, 2);
+        assert_eq!(up[0].0.assignee.as_ref().unwrap().id, "leader");
+        let told: Vec<&str> = up[0].1.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(told, ["duty", "leader"]);
     }
 }
