@@ -187,6 +187,7 @@ impl Gateway {
             },
         )));
         let (alert_changes, _) = broadcast::channel(256);
+        let (ticker, _) = broadcast::channel(256);
         let http_registry = registry.clone();
         let community = registry.community.clone();
         let watched_registry = registry.clone();
@@ -208,6 +209,7 @@ impl Gateway {
             acker: acker.clone(),
             alerts: alerts.clone(),
             alert_changes: alert_changes.clone(),
+            ticker: ticker.clone(),
             retry: Backoff::new(config.store.retry_min_ms, config.store.retry_max_ms),
             engine: engine.clone(),
             resume_from,
@@ -226,6 +228,7 @@ impl Gateway {
             alert_changes: alert_changes.clone(),
             metrics: metrics.clone(),
         };
+        let (shutdown, rx) = watch::channel(false);
         let router = crate::http::router(crate::http::AppState {
             metrics: metrics.clone(),
             alerts: alerts.clone(),
@@ -234,9 +237,10 @@ impl Gateway {
             engine: engine.clone(),
             desk: desk.clone(),
             api_token: secrets.api_token.clone(),
+            ticker,
+            shutdown: rx.clone(),
         });
 
-        let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let (actions_tx, actions_rx) = mpsc::channel(64);
         tasks.spawn(crate::ingest::actions::serve(

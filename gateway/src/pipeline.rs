@@ -33,6 +33,7 @@ use crate::alerts::{
 use crate::backoff::Backoff;
 use crate::config::Language;
 use crate::decode::{decode, Body, Channel, Decoded};
+use crate::http::screen::TickerItem;
 use crate::ingest::mqtt::{channel_label, Acker, Incoming};
 use crate::journal::{self, Class, Group, JournalHandle, Position};
 use crate::metrics::events::{
@@ -91,6 +92,8 @@ pub struct Pipeline {
     pub alerts: Arc<RwLock<AlertBook>>,
     /// Alert changes, for live views.
     pub alert_changes: broadcast::Sender<Alert>,
+    /// Devices' events, for the screen's ticker.
+    pub ticker: broadcast::Sender<TickerItem>,
     /// Waits between attempts when the journal cannot be written.
     pub retry: Backoff,
     /// The rule engine, shared with the HTTP API (rules, explanations, maintenance windows).
@@ -541,6 +544,19 @@ impl Pipeline {
                     .lock()
                     .stage(class, m.received_ms, topic, &m.publish.payload);
                 self.apply_rules(&decoded, m.received_ms);
+                if let Body::Message(msg) = &decoded.body {
+                    if let Some(event) = msg.event {
+                        // Nobody watching is fine.
+                        let _ = self.ticker.send(TickerItem {
+                            at_ms: m.received_ms,
+                            device: decoded.device.id.to_string(),
+                            kind: decoded.device.kind.to_string(),
+                            event: event.to_owned(),
+                            building_name: decoded.device.building_name.to_string(),
+                            location: decoded.device.location.to_string(),
+                        });
+                    }
+                }
                 MessageAccepted { channel }.emit(&self.metrics);
                 true
             }

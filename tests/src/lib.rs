@@ -986,3 +986,74 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// ChromeDriver (Debian's `chromium-driver`, which `scripts/test` installs with `chromium`) on a
+/// free loopback port, driving a headless Chromium with its own empty profile.
+pub struct Chromedriver {
+    /// Its WebDriver URL.
+    pub url: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Chromedriver {
+    /// Starts chromedriver; returns once it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        let driver = find_binary(
+            "GRIDWATCH_CHROMEDRIVER",
+            &["/usr/bin/chromedriver"],
+            "chromium-driver",
+        )?;
+        find_binary("GRIDWATCH_CHROMIUM", &["/usr/bin/chromium"], "chromium")?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let log = dir.path().join("chromedriver.log");
+        let mut child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(append_log(&log)?)
+            .stderr(append_log(&log)?)
+            .spawn()
+            .context("starting chromedriver")?;
+        wait_for_port(port, &mut child, &log, "chromedriver")?;
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// The capabilities of a headless Chromium that stays off the network (this machine has
+    /// none), with a profile of its own under `profile`, at 1920x1080.
+    pub fn capabilities(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
+        let chromium = std::env::var("GRIDWATCH_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1920,1080".into(),
+            "--lang=zh-CN".into(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        });
+        match caps {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("a JSON object literal"),
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

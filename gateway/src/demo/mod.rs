@@ -106,6 +106,21 @@ async fn worker_app() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// The demo community, its workers reached at `worker_app`, and a virtual node for each of its
+/// devices (also what the control-room screen's browser test runs).
+pub fn community(worker_app: &str) -> anyhow::Result<(Registry, Vec<VirtualNode>)> {
+    let registry = Registry::parse(&REGISTRY.replace("{WORKER_APP}", worker_app))
+        .map_err(|p| anyhow::anyhow!("demo registry: {}", p.join("; ")))?;
+    let mut devices: Vec<_> = registry.devices().collect();
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    let nodes = devices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| VirtualNode::new(&d.community, &d.id, &d.kind, i as u64 + 1))
+        .collect();
+    Ok((registry, nodes))
+}
+
 /// Runs the demo until `stop` resolves.
 pub async fn run(
     opts: DemoOptions,
@@ -117,13 +132,7 @@ pub async fn run(
     };
     start_broker(mqtt_port)?;
     let phones = worker_app().await?;
-    let registry = Registry::parse(&REGISTRY.replace("{WORKER_APP}", &format!("http://{phones}")))
-        .map_err(|p| anyhow::anyhow!("demo registry: {}", p.join("; ")))?;
-    let nodes: Vec<VirtualNode> = registry
-        .devices()
-        .enumerate()
-        .filter_map(|(i, d)| VirtualNode::new(&d.community, &d.id, &d.kind, i as u64 + 1))
-        .collect();
+    let (registry, nodes) = community(&format!("http://{phones}"))?;
     let mut config = Config::default();
     config.mqtt.port = mqtt_port;
     config.mqtt.client_id = "gridwatch-demo".into();
@@ -131,12 +140,19 @@ pub async fn run(
     config.store.local.path = opts.data_dir.join("tsdb");
     config.store.dead_letter_path = opts.data_dir.join("dead-letter");
     config.journal.path = opts.data_dir.join("journal");
-    let gateway = Gateway::start(config, registry, Secrets::default()).await?;
+    // The screen's actions need a token; the demo makes one up for this run and prints it.
+    let token = format!("demo-{:08x}", rand::random::<u32>());
+    let secrets = Secrets {
+        api_token: Some(token.clone()),
+        ..Secrets::default()
+    };
+    let gateway = Gateway::start(config, registry, secrets).await?;
     let api = format!("http://{}", gateway.http_addr());
     println!(
         "Gridwatch demo — {} devices, embedded MQTT broker on 127.0.0.1:{mqtt_port}",
         nodes.len()
     );
+    println!("  control room: {api}/  (operator token for its buttons: {token})");
     println!("  alerts:   {api}/api/v1/alerts");
     println!("  metrics:  {api}/metrics");
     println!("  readings: {}", opts.data_dir.join("tsdb").display());

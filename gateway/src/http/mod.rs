@@ -4,6 +4,7 @@
 
 mod alerts;
 mod rules;
+pub mod screen;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -36,11 +37,20 @@ pub struct AppState {
     pub desk: crate::alerts::desk::Desk,
     /// The bearer token writes need; `None` refuses every write.
     pub api_token: Option<String>,
+    /// Devices' events as they arrive, for the screen's ticker.
+    pub ticker: tokio::sync::broadcast::Sender<screen::TickerItem>,
+    /// Turns true when the gateway stops: live streams end, so the server can.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The router for every endpoint.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(screen::index))
+        .route("/screen/app.js", get(screen::script))
+        .route("/screen/style.css", get(screen::style))
+        .route("/api/v1/events", get(screen::events))
+        .route("/api/v1/overview", get(screen::overview))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,0 +1,169 @@
+//! The control-room page in a real headless Chromium (Debian's chromium and chromedriver): the
+//! demo's simulated community runs against a real Mosquitto, an SOS pressed on a button shows on
+//! the page within seconds, a worker logged in on the page acknowledges it there and the API
+//! says so, the page switches to English, and it comes back by itself after its connection
+//! drops. A screenshot is saved to `target/screenshots/control-room.png`.
+
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator};
+use gridwatch_e2e::payload::sos_pressed;
+use gridwatch_e2e::{
+    http, test_config, AckedPublisher, Chromedriver, Mosquitto, TestGateway, WebhookReceiver,
+    API_TOKEN,
+};
+use gridwatch_simulators::publisher::{self, Behaviour};
+
+async fn wait_for(
+    page: &fantoccini::Client,
+    css: &str,
+    within: Duration,
+) -> anyhow::Result<fantoccini::elements::Element> {
+    Ok(page
+        .wait()
+        .at_most(within)
+        .for_element(Locator::Css(css))
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start()?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let (registry, nodes) = gridwatch_gateway::demo::community(&format!("http://{}", hook.addr))?;
+    let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    let gw = TestGateway::start_registry(config, registry).await?;
+    // The simulated community reports every second; no SOS of its own during the test.
+    let (stop_sim, sim_rx) = tokio::sync::watch::channel(false);
+    let port = mosquitto.port;
+    let sim = tokio::spawn(async move {
+        let behaviour = Behaviour {
+            telemetry_every: Duration::from_secs(1),
+            sos_every: Duration::from_secs(3600),
+        };
+        publisher::run("127.0.0.1", port, nodes, behaviour, sim_rx).await
+    });
+
+    let driver = Chromedriver::start()?;
+    let profile = tempfile::tempdir()?;
+    let page = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(Chromedriver::capabilities(profile.path()))
+        .connect(&driver.url)
+        .await?;
+    page.goto(&gw.url).await?;
+    wait_for(&page, "#live.on", Duration::from_secs(15)).await?;
+    let title = page.find(Locator::Css("h1")).await?.text().await?;
+    assert!(
+        title.contains("阳光社区") && title.contains("指挥大屏"),
+        "{title}"
+    );
+
+    // A resident presses the button: the alert is on the screen within seconds, first in line.
+    let mut button = AckedPublisher::new(mosquitto.port, "sos-b1-0301");
+    button
+        .publish("gw/v1/yangguang/sos-b1-0301/event", &sos_pressed(1))
+        .await?;
+    let card = wait_for(
+        &page,
+        "article.alert.sev-critical[data-state=firing]",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let id = card
+        .attr("data-alert-id")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the card has no alert id"))?;
+    let text = card.text().await?;
+    assert!(text.contains("301") && text.contains("紧急"), "{text}");
+    assert!(
+        text.contains("接单剩余"),
+        "a countdown to the deadline: {text}"
+    );
+    let ticker = wait_for(&page, "#ticker li", Duration::from_secs(10)).await?;
+    let line = ticker.text().await?;
+    assert!(line.contains("301") && line.contains("呼救"), "{line}");
+
+    // A worker logs in on the page and takes it.
+    page.find(Locator::Css("#login-name"))
+        .await?
+        .send_keys("王芳")
+        .await?;
+    page.find(Locator::Css("#login-token"))
+        .await?
+        .send_keys(API_TOKEN)
+        .await?;
+    page.find(Locator::Css("#login-save"))
+        .await?
+        .click()
+        .await?;
+    let ack = format!("article[data-alert-id='{id}'] button[data-action=acknowledge]");
+    page.find(Locator::Css(&ack)).await?.click().await?;
+    wait_for(
+        &page,
+        &format!("article[data-alert-id='{id}'][data-state=acknowledged]"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    let alert: serde_json::Value = http()
+        .get(format!("{}/api/v1/alerts/{id}", gw.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(alert["state"], "acknowledged");
+    assert_eq!(alert["timeline"][1]["by"], "王芳");
+
+    // Health and today's figures show the community.
+    let buildings = page.find(Locator::Css("#buildings")).await?.text().await?;
+    assert!(buildings.contains("1号楼"), "{buildings}");
+    page.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//dd[@id='today-opened' and text()='1']"))
+        .await?;
+
+    std::fs::create_dir_all(screenshots())?;
+    std::fs::write(
+        screenshots().join("control-room.png"),
+        page.screenshot().await?,
+    )?;
+
+    // One click to English.
+    page.find(Locator::Css("#lang")).await?.click().await?;
+    let heading = page.find(Locator::Css("h2")).await?.text().await?;
+    assert!(heading.contains("Active alerts"), "{heading}");
+    std::fs::write(
+        screenshots().join("control-room-en.png"),
+        page.screenshot().await?,
+    )?;
+
+    // The gateway goes away and comes back: the page says so and recovers by itself.
+    let url = gw.url.clone();
+    gw.gateway.shutdown().await;
+    wait_for(&page, "#live.off", Duration::from_secs(15)).await?;
+    let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
+    config.http.listen = url.trim_start_matches("http://").parse()?;
+    let (registry, _) = gridwatch_gateway::demo::community(&format!("http://{}", hook.addr))?;
+    let gw = TestGateway::start_registry(config, registry).await?;
+    wait_for(&page, "#live.on", Duration::from_secs(20)).await?;
+    wait_for(
+        &page,
+        &format!("article[data-alert-id='{id}'][data-state=acknowledged]"),
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    page.close().await?;
+    let _ = stop_sim.send(true);
+    let _ = sim.await;
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+/// Where the test run leaves its screenshots: `target/screenshots`.
+fn screenshots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("screenshots")
+}
