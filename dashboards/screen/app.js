@@ -16,7 +16,7 @@ const TEXT = {
     note: "处置说明（结案必填）", assignee: "处理人", level: "升级", nobody: "无人值班",
     ack_in: "接单剩余", site_in: "到场剩余", late: "已超时", opened: "新增告警",
     closed_n: "已结案", closure: "结案率", median_ack: "接单用时（中位）", median_site: "到场用时（中位）",
-    name: "名称", devices: "设备", offline_n: "离线", low_battery: "低电量",
+    name: "名称", devices: "设备", online_n: "在线", offline_n: "离线", low_battery: "低电量",
     need_login: "请先登录再操作", need_note: "结案需要填写处置说明", done: "已提交",
     members: "台设备", accepted: "已送达", pending: "待送达", attempts: "次尝试",
   },
@@ -32,7 +32,7 @@ const TEXT = {
     note: "Note (required to close)", assignee: "Assignee", level: "Level", nobody: "nobody on duty",
     ack_in: "Ack due in", site_in: "On site due in", late: "Overdue", opened: "Opened",
     closed_n: "Closed", closure: "Closure rate", median_ack: "Median to acknowledge", median_site: "Median to on site",
-    name: "Name", devices: "Devices", offline_n: "Offline", low_battery: "Low battery",
+    name: "Name", devices: "Devices", online_n: "Online", offline_n: "Offline", low_battery: "Low battery",
     need_login: "Log in first", need_note: "Closing needs a note", done: "Done",
     members: "devices", accepted: "accepted", pending: "pending", attempts: "attempts",
   },
@@ -182,9 +182,10 @@ function renderAlerts() {
 }
 
 function healthTable(rows) {
-  const head = el("tr", {}, el("th", {}, t("name")), el("th", {}, t("devices")), el("th", {}, t("offline_n")), el("th", {}, t("low_battery")));
+  const head = el("tr", {}, el("th", {}, t("name")), el("th", {}, t("devices")), el("th", {}, t("online_n")),
+    el("th", {}, t("offline_n")), el("th", {}, t("low_battery")));
   return [head, ...rows.map((h) => el("tr", { "data-id": h.id },
-    el("td", {}, h.name), el("td", {}, h.devices),
+    el("td", {}, h.name), el("td", {}, h.devices), el("td", {}, h.devices - h.offline),
     el("td", { class: h.offline ? "bad" : "" }, h.offline),
     el("td", { class: h.low_battery ? "warn" : "" }, h.low_battery)))];
 }

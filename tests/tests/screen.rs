@@ -128,6 +128,31 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
         page.screenshot().await?,
     )?;
 
+    // The case's timeline, from the page.
+    let timeline = format!("article[data-alert-id='{id}'] button[data-action=timeline]");
+    page.find(Locator::Css(&timeline)).await?.click().await?;
+    let steps = wait_for(
+        &page,
+        "#timeline-steps li:nth-child(2)",
+        Duration::from_secs(10),
+    )
+    .await?
+    .text()
+    .await?;
+    assert!(steps.contains("王芳"), "{steps}");
+    page.find(Locator::Css("#timeline-close"))
+        .await?
+        .click()
+        .await?;
+
+    // On a phone.
+    page.set_window_size(390, 844).await?;
+    std::fs::write(
+        screenshots().join("control-room-phone.png"),
+        page.screenshot().await?,
+    )?;
+    page.set_window_size(1920, 1080).await?;
+
     // One click to English.
     page.find(Locator::Css("#lang")).await?.click().await?;
     let heading = page.find(Locator::Css("h2")).await?.text().await?;
