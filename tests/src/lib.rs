@@ -33,6 +33,11 @@ pub async fn get_text(url: &str) -> anyhow::Result<String> {
     Ok(http().get(url).send().await?.text().await?)
 }
 
+/// GETs `url` and reads the answer as JSON.
+pub async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http().get(url).send().await?.json().await?)
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

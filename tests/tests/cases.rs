@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
-    eventually, http, listen, registry_text, test_config, AckedPublisher, GatewayProcess,
+    eventually, get_json, http, listen, registry_text, test_config, AckedPublisher, GatewayProcess,
     Mosquitto, Received, SmtpServer, TestGateway, WebhookReceiver, API_TOKEN,
 };
 use gridwatch_gateway::notify::email::{SmtpConfig, SmtpTls};
@@ -145,12 +145,7 @@ message = { zh-CN = "{location}求助", en = "SOS at {location}" }
         hook.next(Duration::from_secs(3)).await.is_err(),
         "an acknowledged alert neither escalates nor pages again after a restart"
     );
-    let alert: serde_json::Value = http()
-        .get(format!("{}/api/v1/alerts/{id}", gw.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let alert = get_json(&format!("{}/api/v1/alerts/{id}", gw.url)).await?;
     assert_eq!(alert["state"], "acknowledged");
     assert_eq!(alert["started_at"], started);
     let steps: Vec<&str> = alert["timeline"]
@@ -254,12 +249,7 @@ async fn an_sos_reaches_the_worker_on_every_channel_they_have() -> anyhow::Resul
     );
 
     // The alert shows every delivery, each taken at the first attempt.
-    let alert: serde_json::Value = http()
-        .get(format!("{}/api/v1/alerts/{id}", gw.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let alert = get_json(&format!("{}/api/v1/alerts/{id}", gw.url)).await?;
     let mut channels: Vec<&str> = alert["deliveries"]
         .as_array()
         .into_iter()
@@ -455,12 +445,7 @@ message = { zh-CN = "{location}设备离线", en = "{location} offline" }
     );
     assert_eq!(got.len(), 5, "{rules:?}");
 
-    let list: serde_json::Value = http()
-        .get(format!("{}/api/v1/alerts", gw.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let list = get_json(&format!("{}/api/v1/alerts", gw.url)).await?;
     let alerts = list["alerts"].as_array().cloned().unwrap_or_default();
     let storm = alerts
         .iter()
@@ -534,12 +519,7 @@ async fn a_worker_app_acts_on_an_alert_over_mqtt() -> anyhow::Result<()> {
     let (_, r) = next_result(&mut results).await?;
     assert_eq!(r["ok"], false, "a second acknowledgement is refused: {r}");
 
-    let alert: serde_json::Value = http()
-        .get(format!("{}/api/v1/alerts/{id}", gw.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let alert = get_json(&format!("{}/api/v1/alerts/{id}", gw.url)).await?;
     assert_eq!(alert["state"], "acknowledged");
     assert_eq!(alert["timeline"][1]["by"], "李军");
     let m = gw.metrics().await?;

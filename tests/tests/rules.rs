@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, sos_pressed, water};
 use gridwatch_e2e::{
-    eventually, gateway_binary, http, listen, registry_text, test_config, AckedPublisher,
+    eventually, gateway_binary, get_json, http, listen, registry_text, test_config, AckedPublisher,
     GatewayProcess, Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
 };
 use gridwatch_gateway::registry::Registry;
@@ -187,12 +187,7 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
         .publish("gw/v1/yg/sos-301/event", &sos_pressed(1))
         .await?;
     let alerts = eventually(Duration::from_secs(10), || async {
-        let v: serde_json::Value = http()
-            .get(format!("{url}/api/v1/alerts"))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let v = get_json(&format!("{url}/api/v1/alerts")).await?;
         Ok(v["alerts"].as_array().filter(|a| !a.is_empty()).cloned())
     })
     .await?;
@@ -203,12 +198,7 @@ async fn a_maintenance_window_holds_back_the_page_not_the_alert() -> anyhow::Res
         "nobody is paged"
     );
 
-    let why: serde_json::Value = http()
-        .get(format!("{url}/api/v1/rules/sos_pressed/why/sos-301"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let why = get_json(&format!("{url}/api/v1/rules/sos_pressed/why/sos-301")).await?;
     assert!(
         why["why"][0]
             .as_str()

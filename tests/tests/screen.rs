@@ -9,7 +9,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use gridwatch_e2e::payload::sos_pressed;
 use gridwatch_e2e::{
-    http, test_config, AckedPublisher, Chromedriver, Mosquitto, TestGateway, WebhookReceiver,
+    get_json, test_config, AckedPublisher, Chromedriver, Mosquitto, TestGateway, WebhookReceiver,
     API_TOKEN,
 };
 use gridwatch_simulators::publisher::{self, Behaviour};
@@ -105,12 +105,7 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
         Duration::from_secs(10),
     )
     .await?;
-    let alert: serde_json::Value = http()
-        .get(format!("{}/api/v1/alerts/{id}", gw.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let alert = get_json(&format!("{}/api/v1/alerts/{id}", gw.url)).await?;
     assert_eq!(alert["state"], "acknowledged");
     assert_eq!(alert["timeline"][1]["by"], "王芳");
 

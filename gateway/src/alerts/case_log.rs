@@ -426,44 +426,14 @@ fn parse_line(line: &[u8]) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{AlertBook, Evidence, Fired, Opening};
-    use crate::config::Language;
+    use crate::alerts::{AlertBook, Fired};
     use crate::notify::Channel;
-    use crate::registry::Device;
-    use gridwatch_edge_rules::Severity;
 
     fn kept(id: &str, at: u64) -> Kept {
-        let device = Device {
-            id: "sos-1".into(),
-            kind: "sos".into(),
-            community: "yg".into(),
-            building: "b1".into(),
-            building_name: "1号楼".into(),
-            grid: "g1".into(),
-            grid_name: "一网格".into(),
-            location: "101室".into(),
-            tags: Box::default(),
-        };
+        let device = crate::alerts::tests::device("sos-1");
         let mut book = AlertBook::default();
-        let Fired::Opened(_) = book.open(Opening {
-            alert_id: id.into(),
-            rule: "sos_pressed",
-            severity: Severity::Critical,
-            device: &device,
-            assignee: None,
-            opened_ms: at,
-            messages: crate::alerts::text::Messages {
-                zh_cn: "求助\n\"引号\"".into(),
-                en: "SOS".into(),
-            },
-            language: Language::ZhCn,
-            needs_person: true,
-            ack_deadline_ms: Some(60_000),
-            on_site_deadline_ms: None,
-            escalation: Vec::new(),
-            evidence: Evidence::default(),
-            silenced_by: None,
-        }) else {
+        let Fired::Opened(_) = book.open(crate::alerts::tests::opening(&device, None, id, at))
+        else {
             panic!("opens")
         };
         book.take_changes().remove(0)

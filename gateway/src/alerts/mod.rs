@@ -800,10 +800,11 @@ impl AlertBook {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn device(id: &str) -> Device {
+    /// An SOS button `id` in building b1, grid g1: the fixture of the alert tests.
+    pub(crate) fn device(id: &str) -> Device {
         Device {
             id: id.into(),
             kind: "sos".into(),
@@ -817,7 +818,13 @@ mod tests {
         }
     }
 
-    fn opening<'a>(d: &'a Device, w: Option<&'a Worker>, id: &str, at: u64) -> Opening<'a> {
+    /// An SOS opening for `d` with id `id` at `at`, assigned to `w`.
+    pub(crate) fn opening<'a>(
+        d: &'a Device,
+        w: Option<&'a Worker>,
+        id: &str,
+        at: u64,
+    ) -> Opening<'a> {
         Opening {
             alert_id: id.into(),
             rule: "sos_pressed",
