@@ -168,6 +168,7 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
         Ok((metric_sum(&m, "gridwatch_journal_records_total") >= n as f64).then_some(()))
     })
     .await?;
+    let first_metrics = gw.metrics().await?;
     gw.gateway.shutdown().await;
 
     let journal = dir.path().join("journal");
@@ -176,7 +177,18 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
         .collect();
     segments.sort();
-    assert!(segments.len() >= 3, "{segments:?}");
+    if segments.len() < 3 {
+        // Say what took them: the consumers' cursors and what the first gateway counted.
+        let cursors: Vec<(String, String)> = std::fs::read_dir(&journal)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cursor"))
+            .map(|p| (p.display().to_string(), format!("{:?}", std::fs::read(&p))))
+            .collect();
+        anyhow::bail!(
+            "expected several journal segments, found {segments:?}; cursors {cursors:?}; \
+             first gateway's metrics:\n{first_metrics}"
+        );
+    }
     let mut bytes = std::fs::read(&segments[0])?;
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
