@@ -352,10 +352,9 @@ impl AlertBook {
     fn kept(&self, alert_id: &str) -> Option<Kept> {
         let &i = self.by_id.get(alert_id)?;
         let alert = &self.alerts[i];
-        let key = (alert.device.id.clone(), alert.rule.clone());
         Some(Kept {
             alert: alert.clone(),
-            open: self.open.get(&key) == Some(&i),
+            open: self.holds(i),
             late_on_site: alert.late_on_site,
             late_ack: alert.late_ack,
         })
@@ -528,6 +527,23 @@ impl AlertBook {
             .contains_key(&(Arc::from(device), rule.to_owned()))
     }
 
+    /// The open alert of `device` and `rule`.
+    pub fn open_alert(&self, device: &str, rule: &str) -> Option<&Alert> {
+        let &i = self.open.get(&(Arc::from(device), rule.to_owned()))?;
+        Some(&self.alerts[i])
+    }
+
+    /// Every alert, in no particular order, without copying them.
+    pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter()
+    }
+
+    /// Whether the alert at `i` is the open one of its device and rule.
+    fn holds(&self, i: usize) -> bool {
+        let a = &self.alerts[i];
+        self.open.get(&(a.device.id.clone(), a.rule.clone())) == Some(&i)
+    }
+
     /// The rules with an alert open for `device`.
     pub fn open_rules(&self, device: &str) -> Vec<String> {
         let mut rules: Vec<String> = self
@@ -589,18 +605,17 @@ impl AlertBook {
     /// Ends the storm alert of member `i` once none of its members is open, and returns it.
     fn storm_over(&mut self, i: usize, at_ms: u64) -> Option<Alert> {
         let s = *self.by_id.get(self.alerts[i].grouped_into.as_ref()?)?;
-        let open: HashSet<usize> = self.open.values().copied().collect();
         let any_open = self.alerts[s]
             .members
             .iter()
-            .any(|m| self.by_id.get(m).is_some_and(|j| open.contains(j)));
+            .any(|m| self.by_id.get(m).is_some_and(|&j| self.holds(j)));
+        if any_open || !self.holds(s) {
+            return None;
+        }
         let key = (
             self.alerts[s].device.id.clone(),
             self.alerts[s].rule.clone(),
         );
-        if any_open || self.open.get(&key) != Some(&s) {
-            return None;
-        }
         self.open.remove(&key);
         self.end(s, at_ms, "every device in the storm is back to normal");
         Some(self.alerts[s].clone())

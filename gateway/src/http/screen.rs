@@ -143,8 +143,11 @@ pub async fn overview(State(s): State<AppState>) -> impl IntoResponse {
 
 /// The overview of `registry` with the alerts in `book`, today starting at `midnight`.
 pub fn build(registry: &Registry, book: &AlertBook, midnight: u64, now_ms: u64) -> Overview {
-    let offline: std::collections::HashSet<String> = open_devices(book, "device_offline");
-    let low: std::collections::HashSet<String> = open_devices(book, "low_battery");
+    // An open alert of the default rule says so; one a person resolved no longer counts.
+    let has = |device: &str, rule: &str| {
+        book.open_alert(device, rule)
+            .is_some_and(|a| a.resolved_at.is_none())
+    };
     let mut buildings: BTreeMap<String, Health> = BTreeMap::new();
     let mut grids: BTreeMap<String, Health> = BTreeMap::new();
     for d in registry.devices() {
@@ -158,31 +161,22 @@ pub fn build(registry: &Registry, book: &AlertBook, midnight: u64, now_ms: u64) 
                 ..Health::default()
             });
             h.devices += 1;
-            h.offline += usize::from(offline.contains(&*d.id));
-            h.low_battery += usize::from(low.contains(&*d.id));
+            h.offline += usize::from(has(&d.id, "device_offline"));
+            h.low_battery += usize::from(has(&d.id, "low_battery"));
         }
     }
     Overview {
         community: registry.community_name.clone(),
         buildings: buildings.into_values().collect(),
         grids: grids.into_values().collect(),
-        today: today(&book.list(), midnight),
+        today: today(book.iter(), midnight),
         now_ms,
     }
 }
 
-fn open_devices(book: &AlertBook, rule: &str) -> std::collections::HashSet<String> {
-    book.list()
-        .into_iter()
-        .filter(|a| a.rule == rule && a.resolved_at.is_none() && a.closed.is_none())
-        .map(|a| a.device.id.to_string())
-        .collect()
-}
-
 /// Today's figures from `alerts`; storm members count once, through their storm.
-pub fn today(alerts: &[Alert], midnight: u64) -> Today {
+pub fn today<'a>(alerts: impl Iterator<Item = &'a Alert>, midnight: u64) -> Today {
     let todays: Vec<&Alert> = alerts
-        .iter()
         .filter(|a| a.started_at >= midnight && a.grouped_into.is_none())
         .collect();
     let took = |state: CaseState| {
