@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod init;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

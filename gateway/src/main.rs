@@ -59,6 +59,16 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Import the community's spreadsheets into the registry file, export it, or write the template.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Lay out a working installation in a folder: config, registry, template, rules, data folders.
+    Init {
+        /// The folder; made if missing. A folder with a gridwatch.toml is refused.
+        dir: PathBuf,
+    },
     /// Everything in one process: embedded broker, local store, a simulated community.
     Demo {
         /// HTTP listen address.
@@ -73,6 +83,40 @@ enum Command {
         /// Seconds between an SOS press and the next.
         #[arg(long, default_value_t = 20)]
         sos_every: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Write the spreadsheet template: an .xlsx workbook, or else a folder of CSV files.
+    Template {
+        /// registry-template.xlsx, or a folder for CSV files.
+        out: PathBuf,
+    },
+    /// Check the community's sheets and write the registry file from them. Every problem is
+    /// listed with its sheet, row and column, and nothing is written unless there are none.
+    Import {
+        /// An .xlsx workbook, CSV files named community/buildings/devices/workers, or a folder of them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The registry file to write; an existing one is kept as FILE.bak.
+        #[arg(long, default_value = "registry.toml")]
+        out: PathBuf,
+        /// Kind catalogue; the built-in one if not given.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Only check: write nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write a registry file as the sheets import reads: an .xlsx workbook, or a folder of CSVs.
+    Export {
+        /// The registry file.
+        #[arg(default_value = "registry.toml")]
+        registry: PathBuf,
+        /// registry.xlsx, or a folder for CSV files.
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 
@@ -165,6 +209,85 @@ fn catalogue(path: Option<&PathBuf>) -> anyhow::Result<Catalogue> {
             .map_err(anyhow::Error::msg)
             .context("--catalogue"),
         None => Ok(Catalogue::builtin()),
+    }
+}
+
+fn init(dir: &std::path::Path) -> anyhow::Result<()> {
+    for path in gridwatch_gateway::init::init(dir)? {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "start it with: gridwatch run --config {}",
+        dir.join("gridwatch.toml").display()
+    );
+    Ok(())
+}
+
+fn registry_command(command: RegistryCommand) -> anyhow::Result<()> {
+    use gridwatch_gateway::registry::{files, sheets};
+    match command {
+        RegistryCommand::Template { out } => {
+            let (tables, readme) = sheets::template();
+            files::write(&out, &tables, Some(&readme))?;
+            println!(
+                "wrote {}: fill in the sheets (the readme sheet says what each column takes), then\n  gridwatch registry import {} --out registry.toml",
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
+        RegistryCommand::Import {
+            files: paths,
+            out,
+            catalogue: c,
+            check,
+        } => {
+            let tables = files::read(&paths)?;
+            let imported = match sheets::import(&tables, Arc::new(catalogue(c.as_ref())?)) {
+                Ok(imported) => imported,
+                Err(problems) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    anyhow::bail!(
+                        "{} problem(s) in the sheets; nothing was written",
+                        problems.len()
+                    );
+                }
+            };
+            let r = &imported.registry;
+            let staff = r.staff();
+            let summary = format!(
+                "{} ({}): {} grids, {} devices, {} workers, {} shifts",
+                r.community_name,
+                r.community,
+                r.grids().count(),
+                r.devices().count(),
+                staff.workers().count(),
+                staff.shifts()
+            );
+            if check {
+                println!("{summary}; all good (nothing written: --check)");
+                return Ok(());
+            }
+            let backup = files::install(&out, &imported.text)?;
+            println!("wrote {}: {summary}", out.display());
+            if let Some(b) = backup {
+                println!("the previous file is kept as {}", b.display());
+            }
+            println!("a running gateway takes the new workers, duty and shifts within registry.watch_secs; restart it for new devices");
+            Ok(())
+        }
+        RegistryCommand::Export { registry, to } => {
+            let text = std::fs::read_to_string(&registry)
+                .with_context(|| format!("reading {}", registry.display()))?;
+            let tables = sheets::export(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{} is not a registry file", registry.display()))?;
+            files::write(&to, &tables, None)?;
+            println!("wrote {}", to.display());
+            Ok(())
+        }
     }
 }
 
@@ -311,6 +434,8 @@ async fn run_command() -> std::process::ExitCode {
             chunk_lines,
         } => replay(from, to, org, bucket, chunk_lines).await,
         Command::Rules { command } => rules_command(command),
+        Command::Registry { command } => registry_command(command),
+        Command::Init { dir } => init(&dir),
         Command::Demo {
             listen,
             mqtt_port,

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::notify::Channel;
 use toml::Spanned;
 
+pub mod files;
+pub mod sheets;
+
 use crate::catalogue::Catalogue;
 use crate::roster::{self, Gap, RawShift, Role, Roster, Zone};
 use gridwatch_edge_rules::Level;
@@ -407,7 +410,8 @@ struct RawWorker {
 #[serde(deny_unknown_fields)]
 struct RawDuty {
     grid: Id,
-    worker: Id,
+    /// Left out when shifts cover the grid's on-duty role and only backup or leader are fixed.
+    worker: Option<Id>,
     backup: Option<Id>,
     leader: Option<Id>,
 }
@@ -577,25 +581,27 @@ impl RawRegistry {
                         d.grid.get_ref()
                     ),
                 );
-            } else if !workers.contains_key(d.worker.get_ref()) {
-                p.at(
-                    &d.worker,
-                    format!(
-                        "duty names worker {:?}, which is not in [[workers]]",
-                        d.worker.get_ref()
-                    ),
-                );
-            } else if on_duty
-                .insert(d.grid.get_ref().clone(), d.worker.get_ref().clone())
-                .is_some()
-            {
-                p.at(
-                    &d.grid,
-                    format!(
-                        "grid {:?} has two workers on duty; keep one",
-                        d.grid.get_ref()
-                    ),
-                );
+            } else if let Some(worker) = &d.worker {
+                if !workers.contains_key(worker.get_ref()) {
+                    p.at(
+                        worker,
+                        format!(
+                            "duty names worker {:?}, which is not in [[workers]]",
+                            worker.get_ref()
+                        ),
+                    );
+                } else if on_duty
+                    .insert(d.grid.get_ref().clone(), worker.get_ref().clone())
+                    .is_some()
+                {
+                    p.at(
+                        &d.grid,
+                        format!(
+                            "grid {:?} has two workers on duty; keep one",
+                            d.grid.get_ref()
+                        ),
+                    );
+                }
             }
         }
         let community = self.community.id.get_ref().clone();
