@@ -1,0 +1,21 @@
+//! Drivers for the parts a Gridwatch node is built from, written from the parts' datasheets.
+//!
+//! | module | part | what the node uses it for |
+//! |---|---|---|
+//! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
+//!
+//! Conventions every driver here keeps:
+//! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
+//!   `embedded_io::Read` for UART bytes, or [`crate::hal`] for what embedded-hal lacks. It owns that
+//!   bus or pin and gives it back with `release(self)`, so a board can share or reuse it.
+//! - `new` does no I/O and cannot fail; talking to the part is a separate call, so a failed start
+//!   never swallows the bus.
+//! - A driver that can fail in more than one way returns its own `Error<E>`, generic over the bus
+//!   error `E`; one whose only failure is the pin's returns the pin's error as it is. Errors implement
+//!   `core::fmt::Display`.
+//! - Time is an argument (`now_ms`, milliseconds of a monotonic clock); no driver reads a clock or
+//!   sleeps. Nothing allocates.
+//! - Conversions from raw bytes or millivolts to units are pure functions beside the driver, so they
+//!   are tested with exact figures and reused by the simulators.
+
+pub mod adxl345;
