@@ -3,6 +3,7 @@
 //! | module | part | what the node uses it for |
 //! |---|---|---|
 //! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
+//! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
 //!
 //! Conventions every driver here keeps:
 //! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
@@ -19,3 +20,4 @@
 //!   are tested with exact figures and reused by the simulators.
 
 pub mod adxl345;
+pub mod tfmini;
