@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
 //! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
+//! | [`input`] | any switch or contact | door contact, door-zone sensor, fire-door switch, smoke contact, SOS button, debounced |
 //!
 //! Conventions every driver here keeps:
 //! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
@@ -20,4 +21,21 @@
 //!   are tested with exact figures and reused by the simulators.
 
 pub mod adxl345;
+pub mod input;
 pub mod tfmini;
+
+/// Which electrical level means "active" for a pin (pressed, open, lit, sounding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Polarity {
+    /// A high level is active.
+    ActiveHigh,
+    /// A low level is active (a switch to ground with a pull-up, an LED to the supply rail).
+    ActiveLow,
+}
+
+impl Polarity {
+    /// Whether the given electrical level (`true` = high) is the active one.
+    pub fn is_active(self, high: bool) -> bool {
+        high == (self == Polarity::ActiveHigh)
+    }
+}
