@@ -5,6 +5,7 @@
 //! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
 //! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
 //! | [`input`] | any switch or contact | door contact, door-zone sensor, fire-door switch, smoke contact, SOS button, debounced |
+//! | [`analog`] | analog front ends | battery voltage, water level (0.5–4.5 V or 4–20 mA transmitter), gas concentration, plus small filters |
 //!
 //! Conventions every driver here keeps:
 //! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
@@ -21,6 +22,7 @@
 //!   are tested with exact figures and reused by the simulators.
 
 pub mod adxl345;
+pub mod analog;
 pub mod input;
 pub mod tfmini;
 
