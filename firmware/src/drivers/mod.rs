@@ -6,6 +6,7 @@
 //! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
 //! | [`input`] | any switch or contact | door contact, door-zone sensor, fire-door switch, smoke contact, SOS button, debounced |
 //! | [`analog`] | analog front ends | battery voltage, water level (0.5–4.5 V or 4–20 mA transmitter), gas concentration, plus small filters |
+//! | [`output`] | LED and buzzer | what the resident sees and hears: "sent", "help is coming", beeps |
 //!
 //! Conventions every driver here keeps:
 //! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
@@ -24,6 +25,7 @@
 pub mod adxl345;
 pub mod analog;
 pub mod input;
+pub mod output;
 pub mod tfmini;
 
 /// Which electrical level means "active" for a pin (pressed, open, lit, sounding).
