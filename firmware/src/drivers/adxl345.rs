@@ -193,9 +193,10 @@ pub fn decode_mg(data: [u8; 6]) -> [i32; 3] {
 /// The angle in degrees (0–180) between the cover's resting gravity vector and the current one.
 ///
 /// Computed as `atan2(|a × b|, a · b)`, which stays precise for the small angles that matter (an
-/// `acos` of the normalised dot product loses them to rounding near 1). Only directions count,
-/// not lengths. A zero vector has no direction and gives 0: it means free fall or a dead sensor,
-/// which [`motion_mg`] and the read errors report, not a tilt.
+/// `acos` of the normalised dot product loses them to rounding near 1), in f64 because the
+/// products of milli-g values outgrow f32's 24-bit mantissa. Only directions count, not lengths.
+/// A zero vector has no direction and gives 0: it means free fall or a dead sensor, which
+/// [`motion_mg`] and the read errors report, not a tilt.
 pub fn tilt_deg(from: [i32; 3], now: [i32; 3]) -> f32 {
     let a = from.map(f64::from);
     let b = now.map(f64::from);
