@@ -9,4 +9,5 @@
 
 pub mod auth;
 pub mod hal;
+pub mod seq;
 pub mod wire;
