@@ -18,8 +18,10 @@
 //!   event records are first copied to the end: telemetry is shed, events never ([`Journal::enforce_budget`]).
 //! - On open, a torn or corrupt tail of the newest segment is cut off, and an older segment with a
 //!   bad record is moved to `quarantine/`; both are counted, and the gateway starts either way.
+//! - The folder carries a format stamp ([`format`]); one from a newer gridwatch is refused.
 
 pub mod cursor;
+pub mod format;
 pub mod handle;
 pub mod record;
 
@@ -153,6 +155,7 @@ impl Journal {
     /// Opens (or creates) the journal in `dir`, repairing what a crash left behind.
     pub fn open(dir: &Path, limits: Limits) -> io::Result<(Self, Recovery)> {
         fs::create_dir_all(dir)?;
+        format::check(dir, format::JOURNAL)?;
         let ids = segment_ids(dir)?;
         let mut recovery = Recovery::default();
         let mut segments = BTreeMap::new();

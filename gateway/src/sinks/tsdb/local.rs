@@ -28,6 +28,7 @@ impl LocalStore {
     /// A store as `cfg` says, its folder created if missing.
     pub fn open(cfg: &LocalStoreConfig) -> std::io::Result<Self> {
         fs::create_dir_all(&cfg.path)?;
+        crate::journal::format::check(&cfg.path, crate::journal::format::LOCAL_STORE)?;
         Ok(Self {
             dir: cfg.path.clone(),
             rotate_bytes: cfg.rotate_bytes,
