@@ -6,5 +6,6 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod detect;
 pub mod hal;
 pub mod wire;
