@@ -12,6 +12,9 @@
 
 pub mod battery;
 pub mod elevator;
+pub mod fire_passage;
+pub mod manhole;
+pub mod sos;
 pub mod timing;
 
 /// An event a detector raises.

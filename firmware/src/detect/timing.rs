@@ -222,6 +222,12 @@ impl HoldOff {
             .is_none_or(|last| now_ms.saturating_sub(last) >= self.hold_off_ms)
     }
 
+    /// When the next event will be let through, in ms (0 if one would be now).
+    pub fn ready_at_ms(&self) -> u64 {
+        self.last_ms
+            .map_or(0, |last| last.saturating_add(self.hold_off_ms))
+    }
+
     /// Lets an event at `now_ms` through (true, and starts the hold-off) or holds it back (false).
     pub fn try_pass(&mut self, now_ms: u64) -> bool {
         let ready = self.is_ready(now_ms);
@@ -411,6 +417,8 @@ mod tests {
         assert!(h.is_ready(1_000));
         assert!(h.try_pass(1_000));
         assert!(!h.try_pass(1_500));
+        assert_eq!(h.ready_at_ms(), 2_000);
+        assert_eq!(HoldOff::new(1_000).ready_at_ms(), 0);
     }
 
     #[test]
