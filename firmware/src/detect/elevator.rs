@@ -21,7 +21,7 @@ use super::timing::{Accumulate, CountWindow, Debounce, Dwell, HoldOff, Hysteresi
 use super::{raise, Event};
 
 /// One reading of the car's signals.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ElevatorSample {
     /// The car is moving.
     pub moving: bool,
@@ -43,6 +43,24 @@ pub struct ElevatorSample {
     pub ebike: bool,
     /// Mains power is present.
     pub mains_ok: bool,
+}
+
+impl Default for ElevatorSample {
+    /// A car at rest at a floor: door shut, empty, no limit, button or e-bike, mains present.
+    fn default() -> Self {
+        Self {
+            moving: false,
+            speed_mps: 0.0,
+            door_open: false,
+            in_door_zone: true,
+            occupied: false,
+            at_top_limit: false,
+            at_bottom_limit: false,
+            emergency_button: false,
+            ebike: false,
+            mains_ok: true,
+        }
+    }
 }
 
 /// An event the lift monitor raises; [`Event::name`] spells it as the kind catalogue does.
@@ -313,12 +331,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A car at rest at a floor, door shut, empty, mains on.
     fn idle() -> ElevatorSample {
-        ElevatorSample {
-            in_door_zone: true,
-            mains_ok: true,
-            ..ElevatorSample::default()
+        ElevatorSample::default()
+    }
+
+    #[test]
+    fn a_default_sample_raises_nothing_however_long_it_lasts() {
+        let mut e = Elevator::new(&ElevatorConfig::default());
+        for t in (0..86_400_000).step_by(1_000) {
+            assert!(
+                e.step(t, &ElevatorSample::default()).is_empty(),
+                "at {t} ms"
+            );
         }
     }
 
@@ -649,6 +673,28 @@ mod tests {
                     prop_assert!(armed[i], "{:?} twice, at {} ms", ev, t);
                     armed[i] = false;
                 }
+            }
+        }
+
+        #[test]
+        fn a_stop_between_floors_shorter_than_45_seconds_raises_nothing(
+            start in 0u64..1_000_000,
+            steps in proptest::collection::vec((0u64..5_000, any::<bool>()), 1..40),
+        ) {
+            let mut e = Elevator::new(&ElevatorConfig::default());
+            prop_assert!(e.step(start, &idle()).is_empty());
+            let first = start + 1;
+            let mut t = first;
+            for (gap, occupied) in steps {
+                if t + gap - first >= 45_000 {
+                    break;
+                }
+                t += gap;
+                let stuck = ElevatorSample { in_door_zone: false, occupied, ..idle() };
+                prop_assert!(e.step(t, &stuck).is_empty(), "at {} ms", t);
+            }
+            for i in 1..100 {
+                prop_assert!(e.step(t + i * 1_000, &idle()).is_empty());
             }
         }
 

@@ -18,7 +18,8 @@ use super::{raise, Event};
 /// One reading of a fire-passage node's sensors.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FirePassageSample {
-    /// The measured clear width of the passage, in cm, if the node has a width sensor.
+    /// The measured clear width of the passage, in cm, if the node has a width sensor; `None`
+    /// (or NaN) leaves the verdict of the last width in place.
     pub clear_width_cm: Option<f32>,
     /// The obstruction sensor (beam, camera box) sees something in the passage.
     pub obstructed: bool,

@@ -17,7 +17,7 @@ use super::timing::{Dwell, Hysteresis};
 use super::{raise, Event};
 
 /// One reading of a manhole node's sensors.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ManholeSample {
     /// The cover's tilt from its resting angle, in degrees (the node subtracts the rest angle).
     pub tilt_deg: f32,
