@@ -104,6 +104,23 @@ impl Gateway {
             );
             None
         });
+        let keys = match &config.ingest.device_keys_path {
+            Some(path) => crate::decode::guard::Keys::load(path)
+                .map_err(anyhow::Error::msg)
+                .context("ingest.device_keys_path")?,
+            None => crate::decode::guard::Keys::default(),
+        };
+        tracing::info!(
+            devices_with_keys = keys.len(),
+            require_mac = config.ingest.require_mac,
+            "device authentication"
+        );
+        let mut saved = saved;
+        let marks = saved
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.seq))
+            .unwrap_or_default();
+        let guard = crate::decode::guard::Guard::new(config.ingest.limits(), keys, marks);
         let resume_from = saved.map(|mut saved| {
             let restored = engine.restore(&saved.engine);
             // Records staged but lost in a crash are not in the journal: resume at its end, and
@@ -194,6 +211,7 @@ impl Gateway {
         let pipeline = Pipeline {
             registry,
             max_payload_bytes: config.ingest.max_payload_bytes,
+            guard,
             language: config.alerts.language,
             utc_offset_min,
             max_group: config.journal.max_group,

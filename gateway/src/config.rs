@@ -109,6 +109,21 @@ pub struct IngestConfig {
     pub event_queue: usize,
     /// Telemetry waiting to be handled; beyond this, telemetry is shed and counted.
     pub telemetry_queue: usize,
+    /// A file of device keys, `device-id = "<hex>"` (16 to 64 bytes), readable by the gateway
+    /// only; a device with a key must sign every message. A relative path is taken from the
+    /// config file's folder.
+    pub device_keys_path: Option<PathBuf>,
+    /// Every device must have a key and sign: messages from a device without one are refused.
+    pub require_mac: bool,
+    /// How far ahead of the gateway's clock a message's `ts` may be, in seconds.
+    pub max_clock_ahead_secs: u64,
+    /// How far behind, in seconds: a node keeps its events while its link is down.
+    pub max_clock_behind_secs: u64,
+    /// Messages per minute a device may send on average; beyond it they are dropped and the
+    /// device is reported as flooding. Never applied to life-safety events.
+    pub device_rate_per_min: u32,
+    /// How many messages a device may send at once before the rate applies.
+    pub device_burst: u32,
 }
 
 impl Default for IngestConfig {
@@ -117,6 +132,25 @@ impl Default for IngestConfig {
             max_payload_bytes: 4096,
             event_queue: 1024,
             telemetry_queue: 8192,
+            device_keys_path: None,
+            require_mac: false,
+            max_clock_ahead_secs: 300,
+            max_clock_behind_secs: 86_400,
+            device_rate_per_min: 120,
+            device_burst: 60,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The guard's limits.
+    pub fn limits(&self) -> crate::decode::guard::Limits {
+        crate::decode::guard::Limits {
+            require_mac: self.require_mac,
+            max_ahead_ms: self.max_clock_ahead_secs.saturating_mul(1000),
+            max_behind_ms: self.max_clock_behind_secs.saturating_mul(1000),
+            rate_per_min: self.device_rate_per_min,
+            burst: self.device_burst,
         }
     }
 }
@@ -452,6 +486,14 @@ impl Config {
             if let Some(p) = config.rules.path.as_mut().filter(|p| p.is_relative()) {
                 *p = dir.join(&*p);
             }
+            if let Some(p) = config
+                .ingest
+                .device_keys_path
+                .as_mut()
+                .filter(|p| p.is_relative())
+            {
+                *p = dir.join(&*p);
+            }
         }
         Ok(config)
     }
@@ -498,6 +540,11 @@ impl Config {
         );
         positive("ingest.event_queue", self.ingest.event_queue as u64);
         positive("ingest.telemetry_queue", self.ingest.telemetry_queue as u64);
+        positive(
+            "ingest.device_rate_per_min",
+            self.ingest.device_rate_per_min.into(),
+        );
+        positive("ingest.device_burst", self.ingest.device_burst.into());
         positive("store.batch_lines", self.store.batch_lines as u64);
         positive("journal.segment_bytes", self.journal.segment_bytes);
         positive("journal.max_group", self.journal.max_group as u64);

@@ -32,14 +32,15 @@ use crate::alerts::{
 };
 use crate::backoff::Backoff;
 use crate::config::Language;
+use crate::decode::guard::{self, Guard, Verdict};
 use crate::decode::{decode, Body, Channel, Decoded};
 use crate::http::screen::TickerItem;
 use crate::ingest::mqtt::{channel_label, Acker, Incoming};
 use crate::journal::{self, Class, Group, JournalHandle, Position};
 use crate::metrics::events::{
     AlertEnded, AlertEscalated, AlertOpened, AlertRepeated, AlertSilenced, CaseLogFailed,
-    JournalCommitFailed, JournalShed, MessageAccepted, MessageReceived, MessageRejected,
-    NotifyUnroutable, RulesSaveFailed,
+    JournalCommitFailed, JournalShed, MessageAccepted, MessageDropped, MessageReceived,
+    MessageRejected, NotifyUnroutable, RulesSaveFailed,
 };
 use crate::metrics::Metrics;
 use crate::notify::health::ChannelHealth;
@@ -59,6 +60,8 @@ const PEOPLE_EVERY: Duration = Duration::from_secs(5);
 const NOBODY_ON_DUTY: &str = "nobody_on_duty";
 const UNREACHABLE: &str = "worker_unreachable";
 const CHANNEL_FAILING: &str = "channel_failing";
+/// The gateway's alert on a device sending over its rate.
+const FLOODING: &str = "device_flooding";
 
 /// Everything the pipeline needs, built by [`crate::app`].
 pub struct Pipeline {
@@ -66,6 +69,8 @@ pub struct Pipeline {
     pub registry: Arc<Registry>,
     /// Payloads above this are rejected as oversized.
     pub max_payload_bytes: usize,
+    /// The per-device checks: key, sequence, clock, rate.
+    pub guard: Guard,
     /// The language of alert messages.
     pub language: Language,
     /// The community's offset from UTC in minutes, for times written for people.
@@ -307,6 +312,7 @@ impl Pipeline {
                 }
             }
         }
+        self.check_floods(now_ms, &mut fired, &mut ended);
         for f in fired {
             self.announce(f);
         }
@@ -319,6 +325,53 @@ impl Pipeline {
             let _ = self.alert_changes.send(alert);
         }
         self.record();
+    }
+
+    /// Opens `device_flooding` on each device dropping messages over its rate, for the worker on
+    /// duty in its grid (someone should look at a node that floods: broken, or tampered with),
+    /// and resolves it once the device has kept to its rate for a minute.
+    fn check_floods(&self, now_ms: u64, fired: &mut Vec<Fired>, ended: &mut Vec<Alert>) {
+        let floods = self.guard.flooding(now_ms);
+        let staff = self.registry.staff();
+        let mut book = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        for f in &floods {
+            let Some(device) = self.registry.device(&f.device) else {
+                continue;
+            };
+            if book.is_open(&device.id, FLOODING) {
+                continue;
+            }
+            let messages = Messages::flooding(
+                &format!("{}{}", device.building_name, device.location),
+                f.dropped,
+            );
+            fired.push(book.open(Opening {
+                alert_id: alert_id(now_ms, &device.id, 0, FLOODING),
+                rule: FLOODING,
+                severity: Severity::Minor,
+                device,
+                assignee: staff.holder(&device.grid, Role::OnDuty, now_ms).cloned(),
+                opened_ms: now_ms,
+                messages,
+                language: self.language,
+                needs_person: false,
+                ack_deadline_ms: None,
+                on_site_deadline_ms: None,
+                escalation: Vec::new(),
+                evidence: Evidence::default(),
+                silenced_by: None,
+            }));
+        }
+        let open: Vec<Arc<str>> = book
+            .iter()
+            .filter(|a| a.rule == FLOODING && a.resolved_at.is_none())
+            .map(|a| a.device.id.clone())
+            .collect();
+        for id in open {
+            if !floods.iter().any(|f| f.device == id) {
+                ended.extend(book.resolve(&id, FLOODING, now_ms));
+            }
+        }
     }
 
     /// Forgets alerts long over, and rewrites the case log once it has grown well past what it
@@ -361,6 +414,7 @@ impl Pipeline {
                 saved_ms: crate::clock::now_ms(),
                 silences: engine.silences(),
                 engine: engine.view(),
+                seq: self.guard.marks(),
             };
             let written = state::write(&dir, &view);
             (written, fed, engine.active(), dir)
@@ -524,41 +578,58 @@ impl Pipeline {
         let channel = channel_label(topic);
         MessageReceived { channel }.emit(&self.metrics);
         let registry = Arc::clone(&self.registry);
-        let accepted = match decode(topic, &m.publish.payload, &registry, self.max_payload_bytes) {
-            Err(rejection) => {
-                MessageRejected {
-                    reason: rejection.reason.as_str(),
-                    topic,
-                    detail: &rejection.detail,
-                }
-                .emit(&self.metrics);
-                false
-            }
-            Ok(decoded) => {
-                let class = if decoded.channel == Channel::Event {
-                    Class::Event
-                } else {
-                    Class::Telemetry
-                };
-                self.journal
-                    .lock()
-                    .stage(class, m.received_ms, topic, &m.publish.payload);
-                self.apply_rules(&decoded, m.received_ms);
-                if let Body::Message(msg) = &decoded.body {
-                    if let Some(event) = msg.event {
-                        // Nobody watching is fine.
-                        let _ = self.ticker.send(TickerItem {
-                            at_ms: m.received_ms,
-                            device: decoded.device.id.to_string(),
-                            kind: decoded.device.kind.to_string(),
-                            event: event.to_owned(),
-                            building_name: decoded.device.building_name.to_string(),
-                            location: decoded.device.location.to_string(),
-                        });
+        let accepted = {
+            let checked = decode(topic, &m.publish.payload, &registry, self.max_payload_bytes)
+                .and_then(|decoded| {
+                    let life_safety = guard::is_life_safety(&registry, &decoded);
+                    let verdict = self.guard.check(
+                        &decoded,
+                        &m.publish.payload,
+                        life_safety,
+                        m.received_ms,
+                    )?;
+                    Ok((decoded, verdict))
+                });
+            match checked {
+                Err(rejection) => {
+                    MessageRejected {
+                        reason: rejection.reason.as_str(),
+                        topic,
+                        detail: &rejection.detail,
                     }
+                    .emit(&self.metrics);
+                    false
                 }
-                MessageAccepted { channel }.emit(&self.metrics);
-                true
+                Ok((_decoded, Verdict::Drop { reason })) => {
+                    MessageDropped { reason, topic }.emit(&self.metrics);
+                    false
+                }
+                Ok((decoded, Verdict::Pass)) => {
+                    let class = if decoded.channel == Channel::Event {
+                        Class::Event
+                    } else {
+                        Class::Telemetry
+                    };
+                    self.journal
+                        .lock()
+                        .stage(class, m.received_ms, topic, &m.publish.payload);
+                    self.apply_rules(&decoded, m.received_ms);
+                    if let Body::Message(msg) = &decoded.body {
+                        if let Some(event) = msg.event {
+                            // Nobody watching is fine.
+                            let _ = self.ticker.send(TickerItem {
+                                at_ms: m.received_ms,
+                                device: decoded.device.id.to_string(),
+                                kind: decoded.device.kind.to_string(),
+                                event: event.to_owned(),
+                                building_name: decoded.device.building_name.to_string(),
+                                location: decoded.device.location.to_string(),
+                            });
+                        }
+                    }
+                    MessageAccepted { channel }.emit(&self.metrics);
+                    true
+                }
             }
         };
         if accepted {
@@ -613,6 +684,7 @@ impl Pipeline {
                 self.apply_transitions(out);
             }
             if let Ok(decoded) = decode(&topic, &payload, &registry, self.max_payload_bytes) {
+                self.guard.observe(&decoded, &payload);
                 self.apply_rules(&decoded, received_ms);
             }
         }

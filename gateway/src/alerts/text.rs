@@ -42,6 +42,14 @@ impl Messages {
         }
     }
 
+    /// A device sends more than its rate; what is over it is dropped.
+    pub fn flooding(place: &str, dropped: u64) -> Self {
+        Self {
+            zh_cn: format!("{place}的设备发送过于频繁，已丢弃{dropped}条消息（设备故障或被人改动），请派人查看；一键呼救等紧急事件不受影响"),
+            en: format!("The device at {place} sends too often: {dropped} messages dropped (broken or tampered with); please check it. Emergency events are never dropped"),
+        }
+    }
+
     /// A worker's channel keeps failing.
     pub fn channel_failing(
         worker: &str,

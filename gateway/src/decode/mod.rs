@@ -1,8 +1,10 @@
 //! Stage 2: turn `(topic, payload)` into a verified message from a known device, or a rejection.
 //!
-//! Pure: no I/O, no clock. Every way a message can be refused is a [`Reason`] with a stable
+//! [`decode`] checks the message on its own; [`guard`] then checks it against the device's past
+//! (key, sequence, clock, rate). Pure: no I/O, no clock. Every way a message can be refused is a [`Reason`] with a stable
 //! metric label and a detail a device owner can act on.
 
+pub mod guard;
 pub mod topic;
 
 use std::sync::Arc;
@@ -34,6 +36,12 @@ pub enum Reason {
     BadReading,
     /// An event the kind does not have.
     UnknownEvent,
+    /// No message authentication code, or a wrong one, from a device that must sign.
+    BadMac,
+    /// A sequence number that does not go forward: a replay.
+    Replayed,
+    /// A timestamp too far from the gateway's clock.
+    ClockSkew,
 }
 
 impl Reason {
@@ -49,6 +57,9 @@ impl Reason {
             Self::WrongChannel => "wrong_channel",
             Self::BadReading => "bad_reading",
             Self::UnknownEvent => "unknown_event",
+            Self::BadMac => "bad_mac",
+            Self::Replayed => "replayed",
+            Self::ClockSkew => "clock_skew",
         }
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use gridwatch_edge_rules::{Silence, Snapshot};
 use serde::{Deserialize, Serialize};
 
+use crate::decode::guard::Mark;
 use crate::journal::Position;
+use std::collections::HashMap;
 
 /// The file name, in the journal's folder.
 pub const FILE: &str = "rules-state.json";
@@ -27,6 +29,9 @@ pub struct Saved {
     pub silences: Vec<Silence>,
     /// The engine's state.
     pub engine: Snapshot,
+    /// Each device's last accepted sequence number, for catching replays across a restart.
+    #[serde(default)]
+    pub seq: HashMap<String, Mark>,
 }
 
 impl Saved {
@@ -52,6 +57,8 @@ pub struct SavedView<'a, E: Serialize> {
     pub silences: &'a [Silence],
     /// The engine's [`gridwatch_edge_rules::Engine::view`].
     pub engine: E,
+    /// See [`Saved::seq`].
+    pub seq: HashMap<&'a str, Mark>,
 }
 
 /// The state file in `journal_dir`.
