@@ -259,18 +259,18 @@ pub enum FrameError {
 }
 
 impl FrameError {
-    /// A short stable name for the error, fit for a metric label.
+    /// A stable name for the error, fit for a metric label (the gateway's rejection reason).
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::TooLong { .. } => "too_long",
-            Self::CutShort { .. } => "cut_short",
-            Self::TooShort { .. } => "too_short",
-            Self::BadCrc { .. } => "bad_crc",
-            Self::UnsupportedVersion { .. } => "unsupported_version",
-            Self::UnknownChannel { .. } => "unknown_channel",
-            Self::BadIdLength { .. } => "bad_id_length",
-            Self::BadDeviceId { .. } => "bad_device_id",
-            Self::LengthMismatch { .. } => "length_mismatch",
+            Self::TooLong { .. } => "frame_too_long",
+            Self::CutShort { .. } => "frame_cut_short",
+            Self::TooShort { .. } => "frame_too_short",
+            Self::BadCrc { .. } => "frame_bad_crc",
+            Self::UnsupportedVersion { .. } => "frame_unsupported_version",
+            Self::UnknownChannel { .. } => "frame_unknown_channel",
+            Self::BadIdLength { .. } => "frame_bad_id_length",
+            Self::BadDeviceId { .. } => "frame_bad_device_id",
+            Self::LengthMismatch { .. } => "frame_length_mismatch",
         }
     }
 }
@@ -535,6 +535,11 @@ mod tests {
         data.push(0);
         let e = cobs(&data);
         assert_eq!((e[0], &e[255..]), (0xFF, &[0x01, 0x01, 0x00][..]));
+        assert_eq!(
+            e.len(),
+            max_encoded_len(data.len()),
+            "the worst case meets the bound"
+        );
         for data in [&long[..254], &long[..], &data[..]] {
             assert_eq!(uncobs(&cobs(data)), data);
         }
@@ -656,7 +661,7 @@ mod tests {
             crc.to_string(),
             "CRC mismatch: computed 0xb6579dc4, frame says 0x00000000"
         );
-        assert_eq!(crc.as_str(), "bad_crc");
+        assert_eq!(crc.as_str(), "frame_bad_crc");
         assert_eq!(
             FrameError::LengthMismatch {
                 declared: 3,
@@ -711,7 +716,11 @@ mod tests {
                 Just(Channel::Event),
                 Just(Channel::Status)
             ],
-            prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..700),
+            // Zero-rich payloads exercise short COBS blocks, zero-free ones full 254-byte blocks.
+            prop_oneof![
+                prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..700),
+                prop::collection::vec(1u8.., 0..700),
+            ],
         )
     }
 

@@ -598,7 +598,13 @@ impl Config {
                 "must be an http:// or https:// URL, e.g. \"http://127.0.0.1:8428\"".into(),
             )),
         }
-        for s in &self.serial {
+        for (i, s) in self.serial.iter().enumerate() {
+            if self.serial[..i]
+                .iter()
+                .any(|earlier| earlier.port == s.port)
+            {
+                out.push(("serial.port", format!("{} is listed twice", s.port)));
+            }
             if s.port.is_empty() {
                 out.push((
                     "serial.port",
@@ -714,14 +720,24 @@ mod tests {
     }
 
     #[test]
-    fn a_serial_port_without_a_name_or_speed_is_a_problem() {
-        let Err(ConfigError::Invalid { problems, .. }) =
-            parse("[[serial]]\nport = \"\"\nbaud = 0\n")
-        else {
+    fn a_serial_port_without_a_name_or_speed_or_listed_twice_is_a_problem() {
+        let Err(ConfigError::Invalid { problems, .. }) = parse(
+            "[[serial]]\nport = \"\"\nbaud = 0\n[[serial]]\nport = \"/dev/ttyS0\"\n[[serial]]\nport = \"/dev/ttyS0\"\n",
+        ) else {
             panic!("expected problems")
         };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["serial.port", "serial.baud"]);
+        let got: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("serial.port", "must name a device, e.g. \"/dev/ttyUSB0\""),
+                ("serial.baud", "must be greater than 0"),
+                ("serial.port", "/dev/ttyS0 is listed twice"),
+            ]
+        );
     }
 
     #[test]

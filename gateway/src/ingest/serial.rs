@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gridwatch_firmware::framing::{self, Decoder, FrameError};
+use gridwatch_firmware::framing::{self, Decoder};
 use rumqttc::{Publish, QoS};
 use tokio::sync::{mpsc, watch};
 
@@ -99,7 +99,7 @@ impl Framer {
                 Some(Err(e)) => {
                     MessageReceived { channel: "other" }.emit(&self.metrics);
                     MessageRejected {
-                        reason: reason(&e),
+                        reason: e.as_str(),
                         topic: &self.source,
                         detail: &e,
                     }
@@ -107,21 +107,6 @@ impl Framer {
                 }
             }
         }
-    }
-}
-
-/// The `reason` label of a bad frame.
-fn reason(e: &FrameError) -> &'static str {
-    match e {
-        FrameError::TooLong { .. } => "frame_too_long",
-        FrameError::CutShort { .. } => "frame_cut_short",
-        FrameError::TooShort { .. } => "frame_too_short",
-        FrameError::BadCrc { .. } => "frame_bad_crc",
-        FrameError::UnsupportedVersion { .. } => "frame_unsupported_version",
-        FrameError::UnknownChannel { .. } => "frame_unknown_channel",
-        FrameError::BadIdLength { .. } => "frame_bad_id_length",
-        FrameError::BadDeviceId { .. } => "frame_bad_device_id",
-        FrameError::LengthMismatch { .. } => "frame_length_mismatch",
     }
 }
 
