@@ -6,13 +6,15 @@
 //! anywhere in the workspace. On top of them, [`seq`] numbers messages across reboots and [`node`]
 //! is the kind-agnostic core of a node's loop (events, telemetry, heartbeats, downlink commands).
 //! [`drivers`] read the sensors and drive the outputs, over embedded-hal 1.0 and [`hal`];
-//! [`detect`] turns their samples into the events a node sends, as pure state machines.
+//! [`detect`] turns their samples into the events a node sends, as pure state machines;
+//! [`framing`] carries messages over a wired RS-485 bus.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod detect;
 pub mod drivers;
+pub mod framing;
 pub mod hal;
 pub mod node;
 pub mod seq;

@@ -272,11 +272,19 @@ impl Gateway {
             },
             rx.clone(),
         ));
+        let serial_queues = crate::ingest::serial::Queues {
+            events: events_tx.clone(),
+            telemetry: telemetry_tx.clone(),
+        };
         let queues = Queues {
             actions: (crate::ingest::actions::subscription(&community), actions_tx),
             events: events_tx,
             telemetry: telemetry_tx,
         };
+        for port in &config.serial {
+            let serial = crate::ingest::serial::driver(port, &community, metrics.clone());
+            tasks.spawn(serial.run(serial_queues.clone(), rx.clone()));
+        }
         tasks.spawn(mqtt_driver.run(queues, rx.clone()));
         tasks.spawn(pipeline.run(events_rx, telemetry_rx, rx.clone()));
         tasks.spawn(sink_driver.run(rx.clone()));

@@ -34,6 +34,25 @@ pub struct Config {
     pub catalogue: CatalogueConfig,
     /// The alert rules.
     pub rules: RulesConfig,
+    /// `[[serial]]`: serial ports with nodes wired over RS-485; none by default.
+    pub serial: Vec<SerialConfig>,
+}
+
+/// `[[serial]]`: one serial port with wired nodes on it, read like an MQTT subscription.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    /// The port's device path, e.g. `/dev/ttyUSB0`.
+    pub port: String,
+    /// Line speed in baud (8 data bits, no parity, one stop bit).
+    #[serde(default = "SerialConfig::default_baud")]
+    pub baud: u32,
+}
+
+impl SerialConfig {
+    fn default_baud() -> u32 {
+        115_200
+    }
 }
 
 /// `[rules]`: the alert rules and the engine's saved state.
@@ -626,6 +645,23 @@ impl Config {
                 "must be an http:// or https:// URL, e.g. \"http://127.0.0.1:8428\"".into(),
             )),
         }
+        for (i, s) in self.serial.iter().enumerate() {
+            if self.serial[..i]
+                .iter()
+                .any(|earlier| earlier.port == s.port)
+            {
+                out.push(("serial.port", format!("{} is listed twice", s.port)));
+            }
+            if s.port.is_empty() {
+                out.push((
+                    "serial.port",
+                    "must name a device, e.g. \"/dev/ttyUSB0\"".into(),
+                ));
+            }
+            if s.baud == 0 {
+                out.push(("serial.baud", "must be greater than 0".into()));
+            }
+        }
         out
     }
 }
@@ -719,6 +755,36 @@ mod tests {
         };
         assert_eq!(problems[0].key, "journal.max_bytes");
         assert_eq!(problems[0].line, None);
+    }
+
+    #[test]
+    fn serial_ports_are_listed_with_a_default_speed() {
+        let c = parse("[[serial]]\nport = \"/dev/ttyUSB0\"\n\n[[serial]]\nport = \"/dev/ttyUSB1\"\nbaud = 9600\n")
+            .unwrap();
+        let got: Vec<(&str, u32)> = c.serial.iter().map(|s| (s.port.as_str(), s.baud)).collect();
+        assert_eq!(got, [("/dev/ttyUSB0", 115_200), ("/dev/ttyUSB1", 9600)]);
+        assert!(parse("").unwrap().serial.is_empty());
+    }
+
+    #[test]
+    fn a_serial_port_without_a_name_or_speed_or_listed_twice_is_a_problem() {
+        let Err(ConfigError::Invalid { problems, .. }) = parse(
+            "[[serial]]\nport = \"\"\nbaud = 0\n[[serial]]\nport = \"/dev/ttyS0\"\n[[serial]]\nport = \"/dev/ttyS0\"\n",
+        ) else {
+            panic!("expected problems")
+        };
+        let got: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("serial.port", "must name a device, e.g. \"/dev/ttyUSB0\""),
+                ("serial.baud", "must be greater than 0"),
+                ("serial.port", "/dev/ttyS0 is listed twice"),
+            ]
+        );
     }
 
     #[test]

@@ -630,6 +630,19 @@ pub fn gateway_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// The config text [`GatewayProcess::start`] runs the gateway with: the broker on `mqtt_port`, the
+/// store at `store_url`, its journal and dead letters under `dir`, short retry waits.
+pub fn process_config(mqtt_port: u16, store_url: &str, dir: &Path) -> String {
+    format!(
+        "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
+         [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
+         dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
+         [journal]\npath = \"{journal}\"\n",
+        dead = dir.join("dead-letter").display(),
+        journal = dir.join("journal").display(),
+    )
+}
+
 /// The gateway as its own process, for tests that kill it.
 pub struct GatewayProcess {
     /// Its HTTP base URL.
@@ -646,14 +659,7 @@ impl GatewayProcess {
         hook: &WebhookReceiver,
         dir: &Path,
     ) -> anyhow::Result<Self> {
-        let config = format!(
-            "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
-             [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
-             dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
-             [journal]\npath = \"{journal}\"\n",
-            dead = dir.join("dead-letter").display(),
-            journal = dir.join("journal").display(),
-        );
+        let config = process_config(mqtt_port, store_url, dir);
         Self::start_with(&config, &registry_text(hook), dir).await
     }
 

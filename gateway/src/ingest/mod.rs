@@ -1,5 +1,6 @@
-//! Stage 1: bytes in. Today from an MQTT broker; a serial bridge for wired nodes comes later.
+//! Stage 1: bytes in: from an MQTT broker, and from serial ports with nodes wired over RS-485.
 
 pub mod ack_order;
 pub mod actions;
 pub mod mqtt;
+pub mod serial;

@@ -151,6 +151,42 @@ impl MqttConnectionError<'_> {
     }
 }
 
+/// A serial port with wired nodes was opened.
+pub struct SerialPortOpened<'a> {
+    pub port: &'a str,
+    pub baud: u32,
+}
+
+impl SerialPortOpened<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.serial_port_open.with_label_values(&[self.port]).set(1);
+        tracing::info!(port = self.port, baud = self.baud, "serial port open");
+    }
+}
+
+/// A serial port could not be opened, or failed while read (an adapter unplugged).
+pub struct SerialPortError<'a> {
+    pub port: &'a str,
+    pub error: &'a dyn Display,
+    pub retry_in: Duration,
+}
+
+impl SerialPortError<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.serial_port_open.with_label_values(&[self.port]).set(0);
+        m.serial_port_errors.with_label_values(&[self.port]).inc();
+        limited(m, "serial_port_error", |held| {
+            tracing::warn!(
+                port = self.port,
+                retry_in_ms = self.retry_in.as_millis() as u64,
+                held_back = held,
+                "serial port error: {}",
+                self.error
+            )
+        });
+    }
+}
+
 /// A rule fired and a new alert opened.
 pub struct AlertOpened<'a> {
     pub alert: &'a crate::alerts::Alert,

@@ -7,8 +7,8 @@
 pub mod events;
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports.
@@ -30,6 +30,10 @@ pub struct Metrics {
     pub mqtt_connected: IntGauge,
     /// Broker connection failures.
     pub mqtt_connection_errors: IntCounter,
+    /// Whether each configured serial port is open (1) or not (0), by port.
+    pub serial_port_open: IntGaugeVec,
+    /// Serial ports that could not be opened or failed while read, by port.
+    pub serial_port_errors: IntCounterVec,
     /// Alerts opened, by rule and severity.
     pub alerts_opened: IntCounterVec,
     /// Repeats of an already open alert, by rule.
@@ -183,6 +187,25 @@ impl Metrics {
                 &r,
                 "gridwatch_mqtt_connection_errors_total",
                 "Broker connection failures.",
+            ),
+            serial_port_open: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "gridwatch_serial_port_open",
+                        "1 while a serial port with wired nodes is open.",
+                    ),
+                    &["port"],
+                )
+                .expect("metric definition is valid");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
+            serial_port_errors: counter_vec(
+                &r,
+                "gridwatch_serial_port_errors_total",
+                "Serial ports that could not be opened or failed while read.",
+                &["port"],
             ),
             alerts_opened: counter_vec(
                 &r,
