@@ -21,6 +21,8 @@ pub mod backoff;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
+pub mod config_cli;
+pub mod config_keys;
 pub mod demo;
 pub mod metrics;
 pub mod pipeline;

@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Print the commented default config or the key reference, or check a config file.
+    Config {
+        #[command(subcommand)]
+        command: gridwatch_gateway::config_cli::ConfigCommand,
+    },
     /// Everything in one process: embedded broker, local store, a simulated community.
     Demo {
         /// HTTP listen address.
@@ -311,6 +316,11 @@ async fn run_command() -> std::process::ExitCode {
             chunk_lines,
         } => replay(from, to, org, bucket, chunk_lines).await,
         Command::Rules { command } => rules_command(command),
+        Command::Config { command } => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            let code = gridwatch_gateway::config_cli::run(command, &mut out, &mut err);
+            return std::process::ExitCode::from(code);
+        }
         Command::Demo {
             listen,
             mqtt_port,
