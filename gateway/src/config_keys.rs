@@ -342,8 +342,8 @@ pub fn reference_markdown() -> String {
 }
 
 /// Checks the shape of a parsed file against the keys: every unknown key (with the nearest
-/// valid name), then every value of the wrong type, each with its dotted key and line. Returns
-/// the config when the shape is right, and the problems.
+/// valid name) and every value of the wrong type, each with its dotted key and line, in the
+/// file's order. Returns the config when the shape is right, and the problems.
 pub(crate) fn shape(
     mut doc: toml::Spanned<DeTable<'_>>,
     text: &str,
@@ -355,7 +355,10 @@ pub(crate) fn shape(
         let span = doc.span();
         let de = toml::de::Deserializer::from(toml::Spanned::new(span, doc.get_ref().clone()));
         let err = match Config::deserialize(de) {
-            Ok(config) => return (Some(config), problems),
+            Ok(config) => {
+                problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+                return (Some(config), problems);
+            }
             Err(err) => err,
         };
         let at = err.span().map(|s| s.start);
@@ -366,6 +369,7 @@ pub(crate) fn shape(
             message: err.message().to_owned(),
         });
         if !path.is_some_and(|p| remove(doc.get_mut(), &p)) {
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return (None, problems);
         }
     }
@@ -419,12 +423,13 @@ fn strip_unknown(
 }
 
 /// "unknown key; did you mean `host`?" when a valid name is close (a few edits away, or one
-/// name the start of the other), else the valid names.
+/// name of three letters or more the start of the other), else the valid names.
 fn unknown_message(name: &str, known: &[&str]) -> String {
     let nearest = known
         .iter()
         .map(|k| {
-            let prefix = k.starts_with(name) || name.starts_with(k);
+            let prefix =
+                name.len().min(k.len()) >= 3 && (k.starts_with(name) || name.starts_with(k));
             (!prefix, strsim::damerau_levenshtein(name, k), *k)
         })
         .min();
@@ -520,6 +525,20 @@ mod tests {
             assert!(!t.doc.is_empty(), "table {} has no doc comment", t.path);
             for k in &t.keys {
                 assert!(!k.doc.is_empty(), "{} has no doc comment", k.path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_holds_a_secret_which_come_from_the_environment_only() {
+        for k in all_keys() {
+            let name = last_part(&k.path);
+            for word in ["password", "token", "secret", "key"] {
+                assert!(
+                    !name.contains(word),
+                    "{}: secrets belong in Secrets",
+                    k.path
+                );
             }
         }
     }
@@ -628,6 +647,15 @@ mod tests {
     }
 
     #[test]
+    fn a_one_letter_key_is_not_taken_for_the_start_of_a_name() {
+        assert_eq!(
+            problems("a = 1\n")[0],
+            "line 1: a: unknown key; the keys here are `mqtt`, `ingest`, `journal`, `store`, \
+             `notify`, `alerts`, `http`, `registry`, `catalogue`, `rules`"
+        );
+    }
+
+    #[test]
     fn an_unknown_key_far_from_every_name_lists_the_valid_ones() {
         assert_eq!(
             problems("[store.local]\nwhatever = 1\n"),
@@ -645,10 +673,10 @@ mod tests {
             problems(text),
             vec![
                 "line 1: mqq: unknown key; did you mean `mqtt`?",
-                "line 5: mqtt.keep_alive: unknown key; did you mean `keep_alive_secs`?",
-                "line 9: notify.smtp.prot: unknown key; did you mean `port`?",
-                "line 7: http.listen: invalid type: integer `5`, expected socket address",
                 "line 4: mqtt.port: invalid type: string \"x\", expected u16",
+                "line 5: mqtt.keep_alive: unknown key; did you mean `keep_alive_secs`?",
+                "line 7: http.listen: invalid type: integer `5`, expected socket address",
+                "line 9: notify.smtp.prot: unknown key; did you mean `port`?",
             ]
         );
     }
