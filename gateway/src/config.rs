@@ -429,10 +429,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has keys or values of the wrong shape.
+    /// The file is not valid TOML; every syntax error is in the message, with its line.
     #[error("config file {path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    /// The values are well-formed but do not make sense together.
+    /// Unknown keys, values of the wrong type, or values that do not make sense.
     #[error("config file {path} has {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: PathBuf,
