@@ -8,10 +8,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// The whole config file.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The MQTT broker the devices publish to.
@@ -24,13 +25,13 @@ pub struct Config {
     pub store: StoreConfig,
     /// Outbound notifications to grid workers.
     pub notify: NotifyConfig,
-    /// Alert texts.
+    /// Alert texts, how long ended alerts are kept, early warnings, storm and flap grouping.
     pub alerts: AlertsConfig,
     /// The HTTP API, metrics and control-room screen.
     pub http: HttpConfig,
     /// The community registry: buildings, grids, devices, workers, duty.
     pub registry: RegistryConfig,
-    /// The kind catalogue.
+    /// The kinds of device the gateway accepts, with their readings and events.
     pub catalogue: CatalogueConfig,
     /// The alert rules.
     pub rules: RulesConfig,
@@ -39,10 +40,11 @@ pub struct Config {
 }
 
 /// `[[serial]]`: one serial port with wired nodes on it, read like an MQTT subscription.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
     /// The port's device path, e.g. `/dev/ttyUSB0`.
+    #[schemars(example = &"/dev/ttyUSB0")]
     pub port: String,
     /// Line speed in baud (8 data bits, no parity, one stop bit).
     #[serde(default = "SerialConfig::default_baud")]
@@ -56,11 +58,12 @@ impl SerialConfig {
 }
 
 /// `[rules]`: the alert rules and the engine's saved state.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// A rule file that replaces the built-in rules (`gateway/rules.toml` shows the format); a
     /// relative path is taken from the config file's folder.
+    #[schemars(example = &"rules.toml")]
     pub path: Option<PathBuf>,
     /// How often the engine's timers, windows and open alerts are saved, in seconds.
     pub save_every_secs: u64,
@@ -76,16 +79,17 @@ impl Default for RulesConfig {
 }
 
 /// `[catalogue]`: the kinds of device the gateway accepts.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogueConfig {
     /// A kind catalogue that replaces the built-in one (`gateway/kinds.toml` shows the format);
     /// a relative path is taken from the config file's folder.
+    #[schemars(example = &"kinds.toml")]
     pub path: Option<PathBuf>,
 }
 
 /// `[mqtt]`: the broker connection.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     /// Broker host name or address.
@@ -95,6 +99,7 @@ pub struct MqttConfig {
     /// The gateway's fixed client id; the broker keeps its session under this name.
     pub client_id: String,
     /// User name at the broker; the password comes from `GRIDWATCH_MQTT_PASSWORD`.
+    #[schemars(example = &"gateway")]
     pub username: Option<String>,
     /// Keep-alive interval in seconds.
     pub keep_alive_secs: u64,
@@ -119,7 +124,7 @@ impl Default for MqttConfig {
 }
 
 /// `[ingest]`: limits on incoming messages.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Payloads larger than this many bytes are rejected as `oversized`.
@@ -131,6 +136,7 @@ pub struct IngestConfig {
     /// A file of device keys, `device-id = "<hex>"` (16 to 64 bytes), readable by the gateway
     /// only; a device with a key must sign every message. A relative path is taken from the
     /// config file's folder.
+    #[schemars(example = &"device-keys.toml")]
     pub device_keys_path: Option<PathBuf>,
     /// Every device must have a key and sign: messages from a device without one are refused.
     pub require_mac: bool,
@@ -175,7 +181,7 @@ impl IngestConfig {
 }
 
 /// `[journal]`: where accepted messages wait until every downstream stage is done with them.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JournalConfig {
     /// Folder for the journal's segments and cursors.
@@ -200,7 +206,7 @@ impl Default for JournalConfig {
 }
 
 /// Which time-series store readings go to.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreBackend {
     /// Line-protocol files on local disk, ready to be replayed to a server later.
@@ -211,10 +217,11 @@ pub enum StoreBackend {
 }
 
 /// `[store]`: the time-series sink.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `local` or `influx`.
+    /// Where readings go: `local` files on this box, or `influx`, a server that speaks the
+    /// InfluxDB v2 write API.
     pub backend: StoreBackend,
     /// A batch is sent when it holds this many lines…
     pub batch_lines: usize,
@@ -226,9 +233,10 @@ pub struct StoreConfig {
     pub retry_max_ms: u64,
     /// Folder for batches the store refused as malformed, kept for inspection and replay.
     pub dead_letter_path: PathBuf,
-    /// `[store.local]`.
+    /// The embedded on-disk store, used with `backend = "local"`.
     pub local: LocalStoreConfig,
-    /// `[store.influx]`.
+    /// The InfluxDB v2 write API endpoint, used with `backend = "influx"`; its token comes from
+    /// `GRIDWATCH_TSDB_TOKEN`.
     pub influx: InfluxConfig,
 }
 
@@ -248,7 +256,7 @@ impl Default for StoreConfig {
 }
 
 /// `[store.local]`: the embedded on-disk store.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalStoreConfig {
     /// Folder for the line-protocol files.
@@ -270,7 +278,7 @@ impl Default for LocalStoreConfig {
 }
 
 /// `[store.influx]`: an InfluxDB v2 write API endpoint; the token comes from `GRIDWATCH_TSDB_TOKEN`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InfluxConfig {
     /// Base URL of the server, without `/api/v2/write`.
@@ -298,7 +306,7 @@ impl Default for InfluxConfig {
 }
 
 /// `[notify]`: webhooks to grid workers; the signing secret comes from `GRIDWATCH_WEBHOOK_SECRET`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// Timeout of one delivery attempt, in milliseconds.
@@ -324,7 +332,7 @@ impl Default for NotifyConfig {
 }
 
 /// The language of alert messages.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub enum Language {
     /// Simplified Chinese.
     #[default]
@@ -336,10 +344,10 @@ pub enum Language {
 }
 
 /// `[alerts]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    /// Language of the `message` field: `zh-CN` (default) or `en`. Both texts are always sent.
+    /// Language of the `message` field; both texts are always sent.
     pub language: Language,
     /// Days an alert that is over (resolved or closed) stays in the API and the case log after
     /// its last change.
@@ -353,12 +361,12 @@ pub struct AlertsConfig {
     /// This many devices of one building opening the same rule within `storm_window_secs`
     /// become one grouped alert (never for alerts that need a person: SOS, trapped, smoke, gas).
     pub storm_threshold: usize,
-    /// See `storm_threshold`.
+    /// The window of `storm_threshold`, in seconds.
     pub storm_window_secs: u32,
     /// A device and rule whose alert opened this many times within `flap_window_mins` opens
     /// again without paging anyone (never for alerts that need a person).
     pub flap_limit: usize,
-    /// See `flap_limit`.
+    /// The window of `flap_limit`, in minutes.
     pub flap_window_mins: u32,
 }
 
@@ -378,7 +386,7 @@ impl Default for AlertsConfig {
 }
 
 /// `[http]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address the HTTP server listens on.
@@ -394,7 +402,7 @@ impl Default for HttpConfig {
 }
 
 /// `[registry]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// The registry file; a relative path is taken from the config file's folder.
@@ -476,10 +484,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has keys or values of the wrong shape.
+    /// The file is not valid TOML; every syntax error is in the message, with its line.
     #[error("config file {path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    /// The values are well-formed but do not make sense together.
+    /// Unknown keys, values of the wrong type, or values that do not make sense.
     #[error("config file {path} has {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: PathBuf,
@@ -517,29 +525,43 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates config text; `path` only names the file in errors.
+    /// Parses and validates config text; `path` only names the file in errors. Every problem is
+    /// reported at once: syntax errors; else unknown keys (with the nearest valid name) and
+    /// values of the wrong type; else values that do not make sense.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        let problems: Vec<ConfigProblem> = config
-            .problems()
-            .into_iter()
-            .map(|(key, message)| ConfigProblem {
-                line: line_of_key(text, key),
-                key: key.to_owned(),
-                message,
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
+        let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            return Err(ConfigError::Syntax {
                 path: path.to_owned(),
-                problems,
-            })
+                message: syntax
+                    .into_iter()
+                    .map(|mut e| {
+                        e.set_input(Some(text));
+                        e.to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
         }
+        let (config, mut problems) = crate::config_keys::shape(doc, text);
+        if let Some(config) = config.filter(|_| problems.is_empty()) {
+            problems = config
+                .problems()
+                .into_iter()
+                .map(|(key, message)| ConfigProblem {
+                    line: line_of_key(text, key),
+                    key: key.to_owned(),
+                    message,
+                })
+                .collect();
+            if problems.is_empty() {
+                return Ok(config);
+            }
+        }
+        Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
     }
 
     /// Every value that is well-typed but unusable, as (dotted key, what to do).

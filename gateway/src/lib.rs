@@ -9,7 +9,7 @@
 //!                                                                                    or local files
 //!  people act on alerts: http /api/v1/alerts/{id}/{action}, or MQTT gw/v1/{c}/alerts/{id}/act
 //!                        ──▶ alerts::desk (case log, "help is coming" on the device's cmd topic)
-//!  http: /healthz /readyz /metrics /api/v1/alerts /api/v1/rules /api/v1/silences
+//!  http: /healthz /readyz /metrics /api/v1/alerts /api/v1/rules /api/v1/silences /api/v1/openapi.json
 //! ```
 //!
 //! Modules follow a message's way through the gateway; [`app`] wires them together and
@@ -21,6 +21,8 @@ pub mod backoff;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
+pub mod config_cli;
+pub mod config_keys;
 pub mod demo;
 pub mod init;
 pub mod metrics;

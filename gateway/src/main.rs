@@ -69,6 +69,11 @@ enum Command {
         /// The folder; made if missing. A folder with a gridwatch.toml is refused.
         dir: PathBuf,
     },
+    /// Print the commented default config or the key reference, or check a config file.
+    Config {
+        #[command(subcommand)]
+        command: gridwatch_gateway::config_cli::ConfigCommand,
+    },
     /// Everything in one process: embedded broker, local store, a simulated community.
     Demo {
         /// HTTP listen address.
@@ -436,6 +441,11 @@ async fn run_command() -> std::process::ExitCode {
         Command::Rules { command } => rules_command(command),
         Command::Registry { command } => registry_command(command),
         Command::Init { dir } => init(&dir),
+        Command::Config { command } => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            let code = gridwatch_gateway::config_cli::run(command, &mut out, &mut err);
+            return std::process::ExitCode::from(code);
+        }
         Command::Demo {
             listen,
             mqtt_port,

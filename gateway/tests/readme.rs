@@ -1,9 +1,10 @@
 //! The config shown in the README is the default config: if a default changes, this fails until the
-//! README says the same.
+//! README says the same; and the README's configuration reference is the one the code generates.
 
 use std::path::Path;
 
 use gridwatch_gateway::config::Config;
+use gridwatch_gateway::config_keys::reference_markdown;
 
 /// The first ```toml block after `heading` in the README.
 fn toml_block_after(readme: &str, heading: &str) -> String {
@@ -23,4 +24,34 @@ fn the_readme_config_is_the_default_config() {
     let parsed =
         Config::parse(&shown, Path::new("README.md")).expect("the README's config is valid");
     assert_eq!(format!("{parsed:#?}"), format!("{:#?}", Config::default()));
+}
+
+/// Between these markers the README holds `gridwatch config reference`'s output.
+const REFERENCE_BEGIN: &str = "<!-- config-reference:begin -->\n";
+const REFERENCE_END: &str = "<!-- config-reference:end -->";
+
+#[test]
+fn the_readme_configuration_reference_is_the_one_the_code_generates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md at the workspace root");
+    let start = readme.find(REFERENCE_BEGIN).expect("the begin marker") + REFERENCE_BEGIN.len();
+    let end = start + readme[start..].find(REFERENCE_END).expect("the end marker");
+    let generated = reference_markdown();
+    if readme[start..end] == generated {
+        return;
+    }
+    if std::env::var("UPDATE_README").as_deref() == Ok("1") {
+        let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, updated).expect("README.md is writable");
+        return;
+    }
+    let first_difference = readme[start..end]
+        .lines()
+        .zip(generated.lines())
+        .find(|(shown, made)| shown != made);
+    panic!(
+        "the README's configuration reference differs from the code's (first difference: \
+         {first_difference:?}); regenerate it with \
+         `UPDATE_README=1 cargo test -p gridwatch-gateway --test readme`"
+    );
 }

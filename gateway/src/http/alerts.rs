@@ -6,18 +6,31 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::{error, refused, AppState};
+use super::{error, refused, AppState, ErrorBody};
 use crate::alerts::lifecycle::Action;
 use crate::alerts::ActError;
 
 /// Every alert, most severe first, then oldest.
+#[utoipa::path(get, path = "/api/v1/alerts", operation_id = "list_alerts", tag = "alerts", responses(
+    (status = 200, description = "`{\"alerts\": [...]}`: each alert with `alert_id`, `rule`, `severity`, \
+        `state`, `device`, `started_at`, `message`, `assignee`, `escalation_level`", body = Object),
+))]
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     let alerts = s.alerts.read().unwrap_or_else(|e| e.into_inner()).list();
     Json(serde_json::json!({ "alerts": alerts }))
 }
 
 /// One alert with its timeline and every notification sent about it, with each attempt.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", operation_id = "get_alert", tag = "alerts",
+    params(("id" = String, Path, description = "The alert's `alert_id`")),
+    responses(
+        (status = 200, description = "The alert with its `timeline` (every state it went through, \
+            who moved it, when, with what note) and `deliveries` (each notification and every \
+            attempt)", body = Object),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    ))]
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.desk.get(&id) {
         Some((alert, sent)) => {
@@ -30,7 +43,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
 }
 
 /// A person's action, as posted.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Act {
     /// Who acts.
@@ -41,6 +54,24 @@ pub struct Act {
 
 /// `POST /api/v1/alerts/{id}/{action}` (needs the API token). Closing tells the rules too, so
 /// that the next occurrence of the condition opens a new alert.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/{action}", operation_id = "act_on_alert", tag = "alerts",
+    description = "A person moves the case along. Acknowledging an SOS sends \"help is coming\" \
+        to the button; closing lets the rule's next occurrence open a new alert.",
+    params(
+        ("id" = String, Path, description = "The alert's `alert_id`"),
+        ("action" = String, Path, description = "`acknowledge`, `on_site`, `resolve` or `close`"),
+    ),
+    request_body = Act,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert after the action", body = Object),
+        (status = 400, description = "The body is not an action", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Writes are off: no GRIDWATCH_API_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such alert or action", body = ErrorBody),
+        (status = 409, description = "A wrong step (e.g. acknowledging twice), with what to do instead", body = ErrorBody),
+        (status = 422, description = "`by` is empty, or closing without a `note`", body = ErrorBody),
+    ))]
 pub async fn act(
     State(s): State<AppState>,
     headers: HeaderMap,

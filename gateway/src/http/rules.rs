@@ -8,11 +8,17 @@ use axum::Json;
 use gridwatch_edge_rules::duration::parse_ms;
 use gridwatch_edge_rules::{Scope, Silence};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::{error, refused, AppState};
+use super::{error, refused, AppState, ErrorBody};
 use crate::rules::describe;
 
 /// Every rule: name, severity, what it selects, its trigger, deadline and escalation.
+#[utoipa::path(get, path = "/api/v1/rules", operation_id = "list_rules", tag = "rules", responses(
+    (status = 200, description = "`{\"rules\": [...]}`: each rule's `name`, `severity`, selector \
+        (`kinds`, `buildings`, `grids`, `devices`, `tags`), `trigger`, `ack_deadline_ms`, \
+        `escalation`, `needs_person`, `line`", body = Object),
+))]
 pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
     let engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());
     let rules: Vec<_> = engine
@@ -39,6 +45,16 @@ pub async fn list(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Why `rule` has or has not opened an alert for `device`, now.
+#[utoipa::path(get, path = "/api/v1/rules/{rule}/why/{device}", operation_id = "why_rule", tag = "rules",
+    params(
+        ("rule" = String, Path, description = "The rule's name"),
+        ("device" = String, Path, description = "The device's id"),
+    ),
+    responses(
+        (status = 200, description = "`{\"rule\", \"device\", \"why\": [...]}`: where the rule stands \
+            for the device now", body = Object),
+        (status = 404, description = "No such rule or device", body = ErrorBody),
+    ))]
 pub async fn why(
     State(s): State<AppState>,
     Path((rule, device)): Path<(String, String)>,
@@ -59,6 +75,10 @@ pub async fn why(
 }
 
 /// The maintenance windows, current and coming.
+#[utoipa::path(get, path = "/api/v1/silences", operation_id = "list_silences", tag = "rules", responses(
+    (status = 200, description = "`{\"silences\": [...]}`: each window's `id`, `scope`, `from_ms`, \
+        `until_ms`, `by`, `reason`", body = Object),
+))]
 pub async fn list_silences(State(s): State<AppState>) -> impl IntoResponse {
     let now = crate::clock::now_ms();
     let engine = s.engine.lock().unwrap_or_else(|e| e.into_inner());
@@ -71,10 +91,11 @@ pub async fn list_silences(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// A new maintenance window, as posted.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
     /// What it covers: `{"device": id}`, `{"building": id}` or `{"grid": id}`.
+    #[schema(value_type = Object)]
     scope: Scope,
     /// How long from now, e.g. `"2h"`.
     #[serde(rename = "for")]
@@ -89,6 +110,18 @@ pub struct NewSilence {
 const MAX_SILENCE_MS: u64 = 7 * 86_400_000;
 
 /// Starts a maintenance window (needs the API token).
+#[utoipa::path(post, path = "/api/v1/silences", operation_id = "add_silence", tag = "rules",
+    request_body = NewSilence,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The window started: `id`, `scope`, `from_ms`, `until_ms`, \
+            `by`, `reason`", body = Object),
+        (status = 400, description = "The body is not a maintenance window", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Writes are off: no GRIDWATCH_API_TOKEN", body = ErrorBody),
+        (status = 422, description = "A bad duration (more than 0, at most 7d), no `by` or \
+            `reason`, or a scope with no devices", body = ErrorBody),
+    ))]
 pub async fn add_silence(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -151,6 +184,15 @@ pub async fn add_silence(
 }
 
 /// Ends a maintenance window early (needs the API token).
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", operation_id = "end_silence", tag = "rules",
+    params(("id" = String, Path, description = "The window's `id`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Writes are off: no GRIDWATCH_API_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such window", body = ErrorBody),
+    ))]
 pub async fn end_silence(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -14,6 +14,7 @@ use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::alerts::{Alert, AlertBook, State as CaseState};
@@ -24,11 +25,17 @@ const SCRIPT: &str = include_str!("../../../dashboards/screen/app.js");
 const STYLE: &str = include_str!("../../../dashboards/screen/style.css");
 
 /// `/`: the page.
+#[utoipa::path(get, path = "/", tag = "screen", responses(
+    (status = 200, description = "The control-room page", content_type = "text/html", body = String),
+))]
 pub async fn index() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX)
 }
 
 /// `/screen/app.js`.
+#[utoipa::path(get, path = "/screen/app.js", tag = "screen", responses(
+    (status = 200, description = "The page's script", content_type = "text/javascript", body = String),
+))]
 pub async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -37,12 +44,15 @@ pub async fn script() -> impl IntoResponse {
 }
 
 /// `/screen/style.css`.
+#[utoipa::path(get, path = "/screen/style.css", tag = "screen", responses(
+    (status = 200, description = "The page's style sheet", content_type = "text/css", body = String),
+))]
 pub async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
 }
 
 /// One line of the live ticker: an event a device reported.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TickerItem {
     /// When the gateway took it, in milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -61,6 +71,12 @@ pub struct TickerItem {
 /// `GET /api/v1/events`: server-sent events, `alert` (an alert as it changed) and `ticker` (a
 /// device's event), and `resync` when this listener fell behind and should fetch the lists
 /// again. Browsers reconnect by themselves; the page fetches the lists on every (re)connect.
+#[utoipa::path(get, path = "/api/v1/events", tag = "screen", responses(
+    (status = 200, description = "Server-sent events: `alert` (an alert as it changed, the JSON of \
+        `GET /api/v1/alerts/{id}` without timeline), `ticker` (a device's event, a TickerItem), \
+        `resync` (this listener fell behind: fetch the lists again); a comment every 15 s keeps \
+        the connection open", content_type = "text/event-stream", body = String),
+))]
 pub async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -88,7 +104,7 @@ pub async fn events(
 }
 
 /// Devices of one building or grid, and how many are offline or low on battery.
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Health {
     /// Its id.
     pub id: String,
@@ -103,7 +119,7 @@ pub struct Health {
 }
 
 /// Today's cases, from local midnight.
-#[derive(Debug, Default, PartialEq, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct Today {
     /// Alerts opened today.
     pub opened: usize,
@@ -118,7 +134,7 @@ pub struct Today {
 }
 
 /// What the screen shows beside the alerts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Overview {
     /// The community's name.
     pub community: String,
@@ -133,6 +149,10 @@ pub struct Overview {
 }
 
 /// `GET /api/v1/overview`.
+#[utoipa::path(get, path = "/api/v1/overview", tag = "screen", responses(
+    (status = 200, description = "Device health per building and grid, today's case figures, \
+        the gateway's clock", body = Overview),
+))]
 pub async fn overview(State(s): State<AppState>) -> impl IntoResponse {
     let now = crate::clock::now_ms();
     let (_, minute) = s.registry.staff().zone().local(now);

@@ -14,7 +14,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
 /// How the connection to the SMTP server is protected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain text all the way: only for a relay on the same host or a trusted network.
@@ -27,7 +29,7 @@ pub enum SmtpTls {
 }
 
 /// `[notify.smtp]`: the server mails go out through.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     /// Host name of the SMTP server; with TLS, the name its certificate must carry.
@@ -36,7 +38,8 @@ pub struct SmtpConfig {
     pub port: u16,
     /// How the connection is protected.
     pub tls: SmtpTls,
-    /// The login, if the server wants one; the password comes from the environment.
+    /// The login, if the server wants one; the password comes from `GRIDWATCH_SMTP_PASSWORD`.
+    #[schemars(example = &"gridwatch")]
     pub username: Option<String>,
     /// The sender, `gridwatch@example.com` or `网格值班 <gridwatch@example.com>`.
     pub from: String,
