@@ -200,3 +200,95 @@ pub(crate) fn volts(name: &'static str, mv: u32) -> Reading<'static> {
         value: crate::wire::Value::Number(f64::from(mv) / 1000.0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::testkit::FakeNet;
+    use crate::node::Config;
+    use crate::seq::tests::MemStore;
+    use crate::seq::SeqCounter;
+    use crate::wire::Value;
+
+    fn runtime(store: &mut MemStore) -> Runtime<'static> {
+        let node = Node::new(Config::new("sos"), SeqCounter::boot(store, 0).unwrap(), 0).unwrap();
+        Runtime::new(node, 10_000)
+    }
+
+    fn names(net: &FakeNet) -> Vec<&str> {
+        net.events().iter().map(|m| m.event.unwrap()).collect()
+    }
+
+    #[test]
+    fn events_the_node_cannot_number_wait_in_the_backlog_and_go_out_in_order() {
+        let (mut net, mut store) = (FakeNet::default(), MemStore::default());
+        let mut rt = runtime(&mut store);
+        store.fail = true;
+        assert_eq!(
+            rt.publish(0, &["sos_pressed"], &[], &mut net, &mut store),
+            0
+        );
+        assert_eq!(
+            rt.publish(10, &["low_battery"], &[], &mut net, &mut store),
+            0
+        );
+        assert_eq!(rt.backlog(), 2);
+        store.fail = false;
+        assert_eq!(rt.publish(20, &["tamper"], &[], &mut net, &mut store), 3);
+        assert_eq!(names(&net), ["sos_pressed", "low_battery", "tamper"]);
+        assert_eq!(rt.backlog(), 0);
+        assert_eq!(rt.stats().events_lost, 0);
+    }
+
+    #[test]
+    fn an_event_arriving_at_a_full_backlog_is_counted_as_lost() {
+        let (mut net, mut store) = (FakeNet::default(), MemStore::default());
+        let mut rt = runtime(&mut store);
+        store.fail = true;
+        let events = ["sos_pressed"; BACKLOG + 1];
+        rt.publish(0, &events, &[], &mut net, &mut store);
+        assert_eq!(rt.backlog(), BACKLOG);
+        assert_eq!(rt.stats().events_lost, 1);
+    }
+
+    #[test]
+    fn tamper_is_due_once_after_a_sensor_failed_for_the_whole_hold() {
+        let mut rt = runtime(&mut MemStore::default());
+        let script = [
+            (0, 1, true, false),
+            (5_000, 1, true, false),
+            (6_000, 0, false, false),
+            (7_000, 1, true, false),
+            (16_999, 1, true, false),
+            (17_000, 1, true, true),
+            (30_000, 1, true, false),
+        ];
+        for (t, errors, failing, want) in script {
+            assert_eq!(rt.sensors(t, errors, failing), want, "at {t} ms");
+        }
+        assert_eq!(rt.stats().read_errors, 6);
+    }
+
+    #[test]
+    fn bad_commands_are_counted_and_good_ones_after_them_still_read() {
+        let (mut net, mut store) = (FakeNet::default(), MemStore::default());
+        let mut rt = runtime(&mut store);
+        net.cmds.push_back(b"not json".to_vec());
+        net.cmds
+            .push_back(br#"{"v":1,"cmd":"help_coming","alert_id":"a1"}"#.to_vec());
+        let mut seen = Vec::new();
+        rt.poll(0, &mut net, |cmd| seen.push(format!("{cmd:?}")));
+        assert_eq!(seen, [r#"HelpComing { alert_id: "a1", by: None }"#]);
+        assert_eq!(rt.stats().bad_cmds, 1);
+    }
+
+    #[test]
+    fn readings_are_rounded_and_a_missing_value_is_left_out() {
+        assert_eq!(
+            number("tilt_deg", 14.94, 1).map(|r| r.value),
+            Some(Value::Number(14.9))
+        );
+        assert_eq!(number("water_cm", f32::NAN, 1), None);
+        assert_eq!(volts("battery_v", 3_610).value, Value::Number(3.61));
+    }
+}
