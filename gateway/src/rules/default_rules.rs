@@ -354,6 +354,23 @@ fn cover_displaced() {
 }
 
 #[test]
+fn a_manhole_nodes_cover_displaced_event_opens_cover_displaced_through_its_readings() {
+    let mut c = Case::new();
+    // A sleeping node sends the event with its readings, then nothing for 30 minutes.
+    c.send(
+        "mh-1",
+        T0,
+        Some("cover_displaced"),
+        &manhole(12.5, false, 10.0, 0.0),
+    );
+    c.tick(T0 + 9_000);
+    assert!(c.opened("cover_displaced").is_empty());
+    c.tick(T0 + 10_000);
+    let (zh, _) = c.one("cover_displaced");
+    assert!(zh.contains("12.5°"), "{zh}");
+}
+
+#[test]
 fn water_overflow() {
     let mut c = Case::new();
     c.send("mh-1", T0, None, &manhole(0.0, false, 85.0, 0.0));
