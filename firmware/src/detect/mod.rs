@@ -31,7 +31,7 @@
 //! | `ElevatorConfig::button_debounce_ms` | 100 ms | contact bounce |
 //! | `ElevatorConfig::power_loss_debounce_ms` | 2 s | choice: rides through motor-start brown-outs |
 //! | `ElevatorConfig::repeat_hold_off_ms` | 60 s | choice: repeated alarm presses, a camera box re-finding an e-bike |
-//! | `ManholeConfig::tilt_on_deg` / `tilt_off_deg` | 10° / 5° | issue 4 / gateway `cover_displaced` clear |
+//! | `ManholeConfig::tilt_on_deg` / `tilt_off_deg` | 10° / 5° | issue 4; gateway `cover_displaced` opens and clears at the same |
 //! | `ManholeConfig::displaced_hold_ms` | 2 s | issue 4: a passing vehicle rocks a cover for less |
 //! | `ManholeConfig::water_on_cm` / `water_off_cm` | 80 cm / 60 cm | gateway `water_overflow`; set per well |
 //! | `ManholeConfig::water_hold_ms` | 10 s | choice: waves, false ultrasonic echoes |
