@@ -4,7 +4,8 @@
 //! host. It holds the v1 wire format ([`wire`]) and its message authentication ([`auth`]): the
 //! contract between a node and the gateway. There is deliberately no second definition of either
 //! anywhere in the workspace. On top of them, [`seq`] numbers messages across reboots and [`node`]
-//! is the kind-agnostic core of a node's loop (events, telemetry, heartbeats, downlink commands).
+//! is a node's loop: a kind-agnostic core (events, telemetry, heartbeats, downlink commands) and
+//! one loop per device kind over its drivers and detector.
 //! [`drivers`] read the sensors and drive the outputs, over embedded-hal 1.0 and [`hal`];
 //! [`detect`] turns their samples into the events a node sends, as pure state machines;
 //! [`framing`] carries messages over a wired RS-485 bus.

@@ -31,13 +31,13 @@
 //! | `ElevatorConfig::button_debounce_ms` | 100 ms | contact bounce |
 //! | `ElevatorConfig::power_loss_debounce_ms` | 2 s | choice: rides through motor-start brown-outs |
 //! | `ElevatorConfig::repeat_hold_off_ms` | 60 s | choice: repeated alarm presses, a camera box re-finding an e-bike |
-//! | `ManholeConfig::tilt_on_deg` / `tilt_off_deg` | 10° / 5° | issue 4 / gateway `cover_displaced` clear |
+//! | `ManholeConfig::tilt_on_deg` / `tilt_off_deg` | 10° / 5° | issue 4; gateway `cover_displaced` opens and clears at the same |
 //! | `ManholeConfig::displaced_hold_ms` | 2 s | issue 4: a passing vehicle rocks a cover for less |
 //! | `ManholeConfig::water_on_cm` / `water_off_cm` | 80 cm / 60 cm | gateway `water_overflow`; set per well |
 //! | `ManholeConfig::water_hold_ms` | 10 s | choice: waves, false ultrasonic echoes |
 //! | `ManholeConfig::gas_on_ppm` / `gas_off_ppm` | 5 000 / 2 500 ppm | 10 % of methane's LEL; gateway `gas_high` |
 //! | `ManholeConfig::gas_hold_ms` | 2 s | choice: one sensor spike is no gas |
-//! | `ScheduleConfig::heartbeat_every_ms` | 6 h | issue 4: years on two lithium cells |
+//! | `ScheduleConfig::heartbeat_every_ms` | 30 min | the manhole kind's `report_every_secs` (1 800 s): offline noticed in 90 min |
 //! | `FirePassageConfig::min_clear_width_cm` / `clear_again_cm` | 110 cm / 120 cm | GB 50016-2014 §5.5.30 / gateway `passage_blocked` clear |
 //! | `FirePassageConfig::blocked_after_ms` | 30 s | issue 4: people walking through are no blockage |
 //! | `FirePassageConfig::door_open_too_long_ms` | 10 s | issue 4 |

@@ -181,14 +181,21 @@ fn the_built_in_rules_cover_every_default_case() {
             "door_open_while_moving",
             "overspeed",
             "elevator_repeated_stops",
+            "emergency_call",
+            "over_travel",
+            "power_loss",
+            "door_cycling",
+            "ebike_detected",
             "cover_displaced",
             "water_overflow",
             "water_rising",
             "gas_high",
             "passage_blocked",
             "fire_door_open",
+            "fire_door_held_open",
             "smoke",
             "no_activity",
+            "tamper",
             "device_offline",
             "low_battery",
         ]
@@ -259,6 +266,80 @@ fn elevator_repeated_stops() {
 }
 
 #[test]
+fn emergency_call() {
+    let mut c = Case::new();
+    c.send(
+        "lift-1",
+        T0,
+        Some("emergency_call"),
+        &lift(4.0, false, 0.0, false),
+    );
+    let (zh, en) = c.one("emergency_call");
+    assert!(
+        zh.contains("紧急呼叫") && en.contains("Emergency call"),
+        "{zh} / {en}"
+    );
+    assert!(c.engine.rules()[c.opened("emergency_call")[0].rule].needs_person);
+}
+
+#[test]
+fn over_travel() {
+    let mut c = Case::new();
+    c.send(
+        "lift-1",
+        T0,
+        Some("over_travel"),
+        &lift(18.0, false, 0.0, false),
+    );
+    let (zh, _) = c.one("over_travel");
+    assert!(zh.contains("冲顶或蹲底"), "{zh}");
+}
+
+#[test]
+fn power_loss() {
+    let mut c = Case::new();
+    c.send(
+        "lift-1",
+        T0,
+        Some("power_loss"),
+        &lift(9.0, false, 0.0, false),
+    );
+    let (zh, _) = c.one("power_loss");
+    assert!(zh.contains("停电"), "{zh}");
+}
+
+#[test]
+fn door_cycling() {
+    let mut c = Case::new();
+    c.send(
+        "lift-1",
+        T0,
+        Some("door_cycling"),
+        &lift(1.0, false, 0.0, true),
+    );
+    let (zh, en) = c.one("door_cycling");
+    assert!(
+        zh.contains("反复开关") && en.contains("keeps opening"),
+        "{zh} / {en}"
+    );
+}
+
+#[test]
+fn ebike_detected() {
+    let mut c = Case::new();
+    c.send("lift-1", T0, None, &lift(1.0, false, 0.0, true));
+    assert!(c.opened("ebike_detected").is_empty());
+    c.send(
+        "lift-1",
+        T0 + 1000,
+        Some("ebike_detected"),
+        &lift(1.0, false, 0.0, true),
+    );
+    let (zh, _) = c.one("ebike_detected");
+    assert!(zh.contains("电动车"), "{zh}");
+}
+
+#[test]
 fn cover_displaced() {
     let mut c = Case::new();
     c.send("mh-1", T0, None, &manhole(20.0, false, 10.0, 0.0));
@@ -270,6 +351,23 @@ fn cover_displaced() {
     // It opened when the tilt had held 10 s, with the reading known then.
     let (zh, _) = c.one("cover_displaced");
     assert!(zh.contains("20°"), "{zh}");
+}
+
+#[test]
+fn a_manhole_nodes_cover_displaced_event_opens_cover_displaced_through_its_readings() {
+    let mut c = Case::new();
+    // A sleeping node sends the event with its readings, then nothing for 30 minutes.
+    c.send(
+        "mh-1",
+        T0,
+        Some("cover_displaced"),
+        &manhole(12.5, false, 10.0, 0.0),
+    );
+    c.tick(T0 + 9_000);
+    assert!(c.opened("cover_displaced").is_empty());
+    c.tick(T0 + 10_000);
+    let (zh, _) = c.one("cover_displaced");
+    assert!(zh.contains("12.5°"), "{zh}");
 }
 
 #[test]
@@ -323,6 +421,91 @@ fn fire_door_open() {
 }
 
 #[test]
+fn fire_door_held_open() {
+    let mut c = Case::new();
+    c.send(
+        "fp-1",
+        T0,
+        Some("fire_door_open_too_long"),
+        &passage(150.0, false, true, false),
+    );
+    assert!(
+        c.opened("fire_door_held_open").is_empty(),
+        "ten seconds open is a warning the node keeps, not a fault"
+    );
+    c.send(
+        "fp-1",
+        T0 + MIN,
+        Some("fire_door_held_open"),
+        &passage(150.0, false, true, false),
+    );
+    let (zh, _) = c.one("fire_door_held_open");
+    assert!(zh.contains("被撑开"), "{zh}");
+}
+
+#[test]
+fn tamper() {
+    let mut c = Case::new();
+    c.send("mh-1", T0, Some("tamper"), &manhole(0.0, false, 10.0, 0.0));
+    c.send("sos-102", T0, Some("tamper"), &[]);
+    let opened: Vec<&str> = c.opened("tamper").iter().map(|t| &*t.device).collect();
+    assert_eq!(opened, ["mh-1", "sos-102"]);
+}
+
+/// Catalogue events that a rule watches through the readings the event carries (or, for a
+/// cancel, clears), so a second rule on the event itself would page twice for one incident.
+const WATCHED_THROUGH_READINGS: &[(&str, &str, &str)] = &[
+    (
+        "elevator",
+        "door_open_while_moving",
+        "door_open_while_moving",
+    ),
+    ("elevator", "overspeed", "overspeed"),
+    (
+        "elevator",
+        "stopped_outside_door_zone",
+        "elevator_repeated_stops",
+    ),
+    ("manhole", "cover_displaced", "cover_displaced"),
+    ("manhole", "water_overflow", "water_overflow"),
+    ("manhole", "gas_high", "gas_high"),
+    ("fire_passage", "passage_blocked", "passage_blocked"),
+    ("fire_passage", "fire_door_open_too_long", "fire_door_open"),
+    ("fire_passage", "smoke_detected", "smoke"),
+    ("sos", "sos_cancelled", "sos_pressed"),
+];
+
+#[test]
+fn every_catalogue_event_has_a_rule() {
+    use gridwatch_edge_rules::rule::Trigger;
+    let c = Case::new();
+    let rules = c.engine.rules();
+    for kind in c.registry.catalogue().kinds() {
+        for event in &kind.events {
+            let selects = |r: &gridwatch_edge_rules::Rule| {
+                r.select.kinds.is_empty() || r.select.kinds.contains(&kind.name)
+            };
+            let on_event = rules.iter().any(|r| {
+                selects(r)
+                    && matches!(&r.trigger, Trigger::Event { event: e, .. } if *e == event.name)
+            });
+            let through = WATCHED_THROUGH_READINGS
+                .iter()
+                .find(|(k, e, _)| *k == kind.name && *e == event.name)
+                .map(|(_, _, rule)| *rule);
+            let by_reading = event.name == "low_battery"
+                || through.is_some_and(|name| rules.iter().any(|r| r.name == name && selects(r)));
+            assert!(
+                on_event || by_reading,
+                "{}: event {} has no rule",
+                kind.name,
+                event.name
+            );
+        }
+    }
+}
+
+#[test]
 fn smoke() {
     let mut c = Case::new();
     c.send("fp-1", T0, None, &passage(150.0, false, false, true));
@@ -352,13 +535,28 @@ fn device_offline() {
     for d in ["lift-1", "mh-1", "fp-1", "sos-101", "sos-102"] {
         c.send(d, T0, None, &[("battery_v", n(3.6))]);
     }
-    // The manhole reports every 5 minutes; it is offline after 15 silent minutes.
-    c.send("mh-1", T0 + 10 * MIN, None, &[("battery_v", n(3.6))]);
-    c.send("lift-1", T0 + 24 * MIN, None, &[("battery_v", n(3.6))]);
-    c.send("fp-1", T0 + 24 * MIN, None, &[("battery_v", n(3.6))]);
-    c.tick(T0 + 25 * MIN);
+    // The lift reports every minute: offline after 3 silent minutes. The manhole sleeps and
+    // sends a heartbeat every 30 minutes: offline only after 90.
+    c.send("mh-1", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
+    c.send("fp-1", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
+    c.send("sos-101", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
+    c.send("sos-102", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
+    c.tick(T0 + 62 * MIN);
     let (zh, en) = c.one("device_offline");
-    assert!(zh.contains("mh-1") && en.contains("offline"), "{zh}");
+    assert!(zh.contains("lift-1") && en.contains("offline"), "{zh}");
+    let offline = |c: &Case| -> Vec<String> {
+        c.opened("device_offline")
+            .iter()
+            .map(|t| t.device.to_string())
+            .collect()
+    };
+    c.tick(T0 + 149 * MIN);
+    assert!(
+        !offline(&c).contains(&"mh-1".to_string()),
+        "a manhole 89 minutes quiet is still online"
+    );
+    c.tick(T0 + 150 * MIN);
+    assert!(offline(&c).contains(&"mh-1".to_string()));
 }
 
 #[test]

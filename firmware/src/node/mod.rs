@@ -1,9 +1,19 @@
 //! The kind-agnostic core of a sensor node's loop: turns detector events and sensor readings into
 //! v1 messages and hands them to a [`Transport`]; reads the gateway's downlink commands.
 //!
-//! A per-kind loop owns the drivers, the detectors, the clock, the store and the transport, and
-//! calls into a [`Node`] with the current monotonic time; the node does no I/O of its own besides
-//! the transport and store it is handed, and never reads a clock.
+//! A per-kind loop owns the drivers and the detectors, and calls into a [`Node`] with the current
+//! monotonic time; the node does no I/O of its own besides the transport and store it is handed,
+//! and never reads a clock. The loops, one per kind, each `step(now_ms, transport, store)`:
+//!
+//! | module | loop | parts |
+//! |---|---|---|
+//! | [`elevator`] | [`elevator::ElevatorNode`] | eight debounced inputs and a [`elevator::CarMotion`] source |
+//! | [`manhole`] | [`manhole::ManholeNode`] | ADXL345 on I2C, cover contact, water, gas and battery ADC inputs; sleeps between samples |
+//! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`fire_passage::Distance`]), fire-door and smoke inputs |
+//! | [`sos`] | [`sos::SosNode`] | the button, its LED and the battery |
+//!
+//! [`runtime`] holds what they share: the event backlog, the sensor-fault watch (`tamper`) and
+//! their counters. The board's main loop owns the clock, the store and the transport.
 //!
 //! ```
 //! use gridwatch_firmware::hal::NvStore;
@@ -61,6 +71,14 @@
 //! `telemetry_min_gap_ms`; a failed attempt counts as an attempt, so a dead link is not hammered.
 //! A heartbeat (telemetry with empty `data`) goes out after `heartbeat_ms` without any message.
 //! Queued events are retried every `retry_ms`, and at once when a new event comes.
+
+pub mod elevator;
+pub mod fire_passage;
+pub mod manhole;
+pub mod runtime;
+pub mod sos;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use core::fmt;
 
@@ -780,44 +798,13 @@ impl<'a> Node<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::testkit::FakeNet;
     use super::*;
     use crate::seq::tests::MemStore;
     use proptest::prelude::*;
-    use std::collections::VecDeque;
 
     const WALL: u64 = 1_795_000_000_000;
     const KEY: &[u8] = b"yg-sos-0001 device key, 32 bytes";
-
-    /// A transport that records what it accepted and can be told to refuse.
-    #[derive(Default)]
-    struct FakeNet {
-        sent: Vec<(Channel, String)>,
-        attempts: usize,
-        down: bool,
-        cmds: VecDeque<Vec<u8>>,
-    }
-
-    impl Transport for FakeNet {
-        type Error = &'static str;
-
-        fn publish(&mut self, channel: Channel, payload: &[u8]) -> Result<(), &'static str> {
-            self.attempts += 1;
-            if self.down {
-                return Err("link down");
-            }
-            self.sent
-                .push((channel, String::from_utf8(payload.to_vec()).unwrap()));
-            Ok(())
-        }
-
-        fn poll_cmd(&mut self, buf: &mut [u8]) -> Result<Option<usize>, &'static str> {
-            let Some(cmd) = self.cmds.pop_front() else {
-                return Ok(None);
-            };
-            buf[..cmd.len()].copy_from_slice(&cmd);
-            Ok(Some(cmd.len()))
-        }
-    }
 
     fn node(config: Config<'static>, store: &mut MemStore) -> Node<'static> {
         let mut node = Node::new(config, SeqCounter::boot(store, 0).unwrap(), 0).unwrap();
