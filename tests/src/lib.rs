@@ -461,6 +461,8 @@ pub fn test_config(mqtt_port: u16, store_url: &str, dir: &Path) -> Config {
     c.store.dead_letter_path = dir.join("dead-letter");
     c.journal.path = dir.join("journal");
     c.notify.retry_min_ms = 100;
+    c.ingest.device_rate_per_min = 100_000_000;
+    c.ingest.device_burst = 100_000_000;
     c
 }
 
@@ -632,12 +634,15 @@ pub fn gateway_binary() -> anyhow::Result<PathBuf> {
 
 /// The config text [`GatewayProcess::start`] runs the gateway with: the broker on `mqtt_port`, the
 /// store at `store_url`, its journal and dead letters under `dir`, short retry waits.
+/// (The per-device rate limit is lifted: the load tests send thousands of messages a second from
+/// one device; tests of the limit set their own.)
 pub fn process_config(mqtt_port: u16, store_url: &str, dir: &Path) -> String {
     format!(
         "[mqtt]\nport = {mqtt_port}\nreconnect_max_ms = 1000\n\
          [store]\nbackend = \"influx\"\nbatch_lines = 200\nflush_interval_ms = 100\nretry_max_ms = 1000\n\
          dead_letter_path = \"{dead}\"\n[store.influx]\nurl = \"{store_url}\"\n\
-         [journal]\npath = \"{journal}\"\n",
+         [journal]\npath = \"{journal}\"\n\
+         [ingest]\ndevice_rate_per_min = 100000000\ndevice_burst = 100000000\n",
         dead = dir.join("dead-letter").display(),
         journal = dir.join("journal").display(),
     )

@@ -7,10 +7,10 @@
 //!    telemetry and event message (HMAC-SHA256, `gridwatch_firmware::auth`); with
 //!    `ingest.require_mac` every device must have a key. Status words (`online`/`offline`) are the
 //!    broker's last will and cannot be signed; the broker's ACL guards them.
-//! 2. **Sequence.** `seq` must be above the last accepted one from the device. The same `seq`
-//!    with the same payload is a redelivery (MQTT QoS 1 is at-least-once, and a message staged
-//!    but lost in a crash comes again) and passes; the same `seq` with other bytes, or a lower
-//!    one, is a replay. The marks are saved with the rule state and brought up to date from the
+//! 2. **Sequence.** `seq` must be above the last accepted one from the device. One of the last
+//!    few accepted again, byte for byte, is a redelivery (MQTT QoS 1 is at-least-once: after a
+//!    reconnect the broker sends again what was not acknowledged, and a message staged but lost
+//!    in a crash comes again) and passes; anything else at or below the mark is a replay. The marks are saved with the rule state and brought up to date from the
 //!    journal on start ([`Guard::observe`]), so a replay after a restart is still caught.
 //! 3. **Clock.** `ts` may lead the gateway's clock by at most `ingest.max_clock_ahead_secs` and lag
 //!    it by at most `ingest.max_clock_behind_secs` (a node keeps events while its link is down).
@@ -57,6 +57,9 @@ pub struct Mark {
     pub digest: u64,
 }
 
+/// How many accepted messages below the mark still count as redeliveries.
+const RECENT: usize = 4;
+
 /// How long a device must stay under its rate to stop counting as flooding.
 const QUIET_MS: u64 = 60_000;
 
@@ -64,11 +67,31 @@ const QUIET_MS: u64 = 60_000;
 #[derive(Clone, Debug, Default)]
 struct DeviceState {
     mark: Option<Mark>,
+    /// The last few accepted below the mark, oldest overwritten first: after a reconnect the
+    /// broker sends again what the gateway had not acknowledged yet, in order, so several
+    /// messages just below the mark come again.
+    recent: [Mark; RECENT],
     tokens: f64,
     refilled_ms: u64,
     dropped: u64,
     flooding_since_ms: Option<u64>,
     last_drop_ms: u64,
+}
+
+impl DeviceState {
+    /// Takes `mark` as accepted: the new mark if it is above the old one, which then joins the
+    /// recent ones.
+    fn remember(&mut self, mark: Mark) {
+        match self.mark {
+            Some(last) if last.seq >= mark.seq => {}
+            Some(last) => {
+                self.recent.rotate_right(1);
+                self.recent[0] = last;
+                self.mark = Some(mark);
+            }
+            None => self.mark = Some(mark),
+        }
+    }
 }
 
 /// A device dropping messages over its rate.
@@ -260,8 +283,9 @@ impl Guard {
             digest: digest(payload),
         };
         let state = self.devices.entry(id.clone()).or_default();
+        let redelivered = state.mark == Some(mark) || state.recent.contains(&mark);
         match state.mark {
-            Some(last) if mark.seq < last.seq || (mark.seq == last.seq && mark != last) => {
+            Some(last) if mark.seq <= last.seq && !redelivered => {
                 return Err(reject(
                     Reason::Replayed,
                     format!(
@@ -296,7 +320,7 @@ impl Guard {
                 ));
             }
         }
-        state.mark = Some(mark);
+        state.remember(mark);
         Ok(if life_safety {
             Verdict::Pass
         } else {
@@ -355,10 +379,10 @@ impl Guard {
             seq: msg.seq,
             digest: digest(payload),
         };
-        let state = self.devices.entry(decoded.device.id.clone()).or_default();
-        if state.mark.is_none_or(|m| m.seq <= mark.seq) {
-            state.mark = Some(mark);
-        }
+        self.devices
+            .entry(decoded.device.id.clone())
+            .or_default()
+            .remember(mark);
     }
 
     /// The devices that dropped messages within the last minute; one quiet for a whole minute
@@ -521,6 +545,32 @@ location = "东门"
             Err(Reason::Replayed)
         );
         assert_eq!(run(&mut g, SOS_TOPIC, &sos(6, NOW), NOW), Ok(Verdict::Pass));
+    }
+
+    #[test]
+    fn messages_just_below_the_mark_sent_again_after_a_reconnect_pass() {
+        let mut g = Guard::new(limits(), keys(), HashMap::new());
+        for seq in 1..=6 {
+            assert_eq!(
+                run(&mut g, SOS_TOPIC, &sos(seq, NOW), NOW),
+                Ok(Verdict::Pass)
+            );
+        }
+        for seq in 2..=6 {
+            assert_eq!(
+                run(&mut g, SOS_TOPIC, &sos(seq, NOW), NOW),
+                Ok(Verdict::Pass),
+                "{seq} again"
+            );
+        }
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(1, NOW), NOW),
+            Err(Reason::Replayed)
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(4, NOW + 1), NOW),
+            Err(Reason::Replayed)
+        );
     }
 
     #[test]

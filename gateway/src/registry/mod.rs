@@ -610,6 +610,13 @@ impl RawRegistry {
         let mut devices = HashMap::with_capacity(self.devices.len());
         for d in &self.devices {
             let mut ok = p.unique_id("device", &d.id, &mut seen);
+            if d.id.get_ref() == "alerts" {
+                p.at(
+                    &d.id,
+                    "device id \"alerts\" is reserved: gw/v1/{community}/alerts/… carries alert changes and worker actions; pick another".into(),
+                );
+                ok = false;
+            }
             let kind = kinds.get(d.kind.get_ref().as_str());
             if kind.is_none() {
                 p.at(
@@ -717,6 +724,34 @@ pub(crate) fn one_manhole() -> Registry {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_device_id_alerts_is_reserved_for_the_alert_topics() {
+        let text = REGISTRY_TEXT_FOR_RESERVED;
+        let problems = Registry::parse(text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("line 11: device id \"alerts\" is reserved"),
+            "{problems:?}"
+        );
+    }
+
+    const REGISTRY_TEXT_FOR_RESERVED: &str = r#"[community]
+id = "yg"
+name = "阳光"
+[[buildings]]
+id = "b1"
+name = "1号楼"
+[[grids]]
+id = "g1"
+name = "一网格"
+[[devices]]
+id = "alerts"
+kind = "sos"
+building = "b1"
+grid = "g1"
+location = "101"
+"#;
     use super::*;
 
     const GOOD: &str = r#"
