@@ -83,6 +83,28 @@ pub struct MqttConfig {
     pub reconnect_min_ms: u64,
     /// Longest wait between reconnection attempts, in milliseconds.
     pub reconnect_max_ms: u64,
+    /// `[mqtt.tls]`: TLS to the broker; off unless `enabled`.
+    pub tls: MqttTlsConfig,
+}
+
+/// `[mqtt.tls]`: TLS to the broker (rustls). The files are PEM and read once, at start.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttTlsConfig {
+    /// Connect with TLS (the broker's TLS listener, usually port 8883).
+    pub enabled: bool,
+    /// The CA certificate(s) the broker's certificate must chain to; without it, the public web
+    /// roots (Mozilla's list, built in) are trusted. Relative paths in `[mqtt.tls]` are taken
+    /// from the config file's folder.
+    pub ca_file: Option<PathBuf>,
+    /// The gateway's own certificate chain, for a broker that asks for client certificates
+    /// (`require_certificate true`); needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    pub client_key_file: Option<PathBuf>,
+    /// The name the broker's certificate must carry, when it differs from `mqtt.host` (for
+    /// example a host given as an IP address, with a certificate issued for a DNS name).
+    pub server_name: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -95,6 +117,7 @@ impl Default for MqttConfig {
             keep_alive_secs: 30,
             reconnect_min_ms: 100,
             reconnect_max_ms: 30_000,
+            tls: MqttTlsConfig::default(),
         }
     }
 }
@@ -451,6 +474,16 @@ impl Config {
             }
             if let Some(p) = config.rules.path.as_mut().filter(|p| p.is_relative()) {
                 *p = dir.join(&*p);
+            }
+            let tls = &mut config.mqtt.tls;
+            for p in [
+                &mut tls.ca_file,
+                &mut tls.client_cert_file,
+                &mut tls.client_key_file,
+            ] {
+                if let Some(p) = p.as_mut().filter(|p| p.is_relative()) {
+                    *p = dir.join(&*p);
+                }
             }
         }
         Ok(config)

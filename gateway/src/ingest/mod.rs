@@ -3,3 +3,4 @@
 pub mod ack_order;
 pub mod actions;
 pub mod mqtt;
+pub mod tls;

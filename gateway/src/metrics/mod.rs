@@ -28,8 +28,8 @@ pub struct Metrics {
     pub dropped: IntCounterVec,
     /// Whether the broker connection is up (1) or not (0).
     pub mqtt_connected: IntGauge,
-    /// Broker connection failures.
-    pub mqtt_connection_errors: IntCounter,
+    /// Broker connection failures, by reason (`crate::ingest::mqtt::FAILURE_REASONS`).
+    pub mqtt_connection_errors: IntCounterVec,
     /// Alerts opened, by rule and severity.
     pub alerts_opened: IntCounterVec,
     /// Repeats of an already open alert, by rule.
@@ -179,10 +179,11 @@ impl Metrics {
                 "gridwatch_mqtt_connected",
                 "1 while the broker connection is up.",
             ),
-            mqtt_connection_errors: counter(
+            mqtt_connection_errors: counter_vec(
                 &r,
                 "gridwatch_mqtt_connection_errors_total",
-                "Broker connection failures.",
+                "Broker connection failures: tls, not_authorized, refused, network, protocol.",
+                &["reason"],
             ),
             alerts_opened: counter_vec(
                 &r,
