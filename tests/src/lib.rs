@@ -810,6 +810,30 @@ pub fn client_options(port: u16, id: &str, login: Option<&str>) -> MqttOptions {
     opts
 }
 
+/// [`client_options`] for the TLS listener of a broker from [`Mosquitto::start_secure`],
+/// trusting its CA (through the gateway's own TLS setup).
+pub fn tls_client_options(
+    mosquitto: &Mosquitto,
+    id: &str,
+    login: Option<&str>,
+) -> anyhow::Result<MqttOptions> {
+    let tls = mosquitto
+        .tls
+        .as_ref()
+        .context("the broker has no TLS listener: start it with Mosquitto::start_secure")?;
+    let settings = gridwatch_gateway::config::MqttTlsConfig {
+        enabled: true,
+        ca_file: Some(tls.ca_file.clone()),
+        ..Default::default()
+    };
+    let config = gridwatch_gateway::ingest::tls::load(&settings)?.context("TLS is on")?;
+    let mut opts = client_options(tls.port, id, login);
+    opts.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(config),
+    ));
+    Ok(opts)
+}
+
 /// What the broker answers to a client connecting with `opts`: Ok, or the CONNACK's refusal.
 pub async fn connack(opts: MqttOptions) -> anyhow::Result<Result<(), rumqttc::ConnectReturnCode>> {
     use rumqttc::{ConnectionError, Event, Packet};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use gridwatch_e2e::payload::{now_ms, sos_pressed as sos, telemetry};
 use gridwatch_e2e::{
     client_options, connack, eventually, get_text, http, metric_sum, password_of, secure_config,
-    secure_secrets, throwaway_ca, AckedPublisher, Device, Hardening, Mosquitto, TestGateway,
-    WebhookReceiver, API_TOKEN, GATEWAY_LOGIN,
+    secure_secrets, throwaway_ca, tls_client_options, AckedPublisher, Device, Hardening, Mosquitto,
+    TestGateway, WebhookReceiver, API_TOKEN, GATEWAY_LOGIN,
 };
 use gridwatch_firmware::wire::Value;
 use gridwatch_gateway::registry::Registry;
@@ -52,7 +52,14 @@ async fn a_gateway_over_tls_with_the_ca_file_gets_an_sos_and_pages_the_worker() 
     let hook = WebhookReceiver::start(0).await?;
     let gw = TestGateway::start_secure(&mosquitto, NO_STORE, &hook).await?;
 
-    sos_reaches_the_worker(&mosquitto, &hook, 1).await?;
+    // The button too comes over TLS, as devices outside the gateway's box do.
+    let mut button =
+        AckedPublisher::with(tls_client_options(&mosquitto, "sos-301", Some("sos-301"))?);
+    button.publish("gw/v1/yg/sos-301/event", &sos(1)).await?;
+    let got = hook.next(Duration::from_secs(20)).await?.json();
+    assert_eq!(got["data"]["rule"], "sos_pressed", "{got}");
+    assert_eq!(got["data"]["device"]["id"], "sos-301");
+    assert_eq!(got["data"]["assignee"]["id"], "w-li");
 
     let m = gw.metrics().await?;
     assert_eq!(metric_sum(&m, "gridwatch_mqtt_connected"), 1.0);
@@ -362,6 +369,57 @@ async fn a_client_id_other_than_the_login_takes_over_no_session() -> anyhow::Res
     let m = gw.metrics().await?;
     assert_eq!(messages_received(&m), 1.0, "{m}");
     assert_eq!(metric_sum(&m, "gridwatch_alerts_opened_total"), 1.0);
+    gw.gateway.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_app_with_its_own_login_acts_on_an_alert_through_the_acl() -> anyhow::Result<()> {
+    // The worker-app block of the shipped ACL, filled in as its comment says.
+    let mosquitto = Mosquitto::start_secure(&Hardening {
+        extra_acl: "user app-li\ntopic read gw/v1/+/alerts/#\ntopic write gw/v1/+/alerts/+/act\n"
+            .into(),
+        logins: ["sos-301", "app-li"].map(String::from).to_vec(),
+        ..Hardening::default()
+    })?;
+    let hook = WebhookReceiver::start(0).await?;
+    let gw = TestGateway::start_secure(&mosquitto, NO_STORE, &hook).await?;
+    let mut app = Device::login(mosquitto.port, "app-li");
+    app.subscribe("gw/v1/yg/alerts/+/act/result").await?;
+    let mut button = Device::login(mosquitto.port, "sos-301");
+    button.subscribe("gw/v1/yg/sos-301/cmd").await?;
+    button.publish("gw/v1/yg/sos-301/event", sos(1)).await?;
+    let got = hook.next(Duration::from_secs(20)).await?.json();
+    let id = got["data"]["alert_id"].as_str().unwrap_or_default();
+
+    let topic = format!("gw/v1/yg/alerts/{id}/act");
+    let ack = serde_json::json!({"v":1,"action":"acknowledge","by":"李军","token":API_TOKEN,"request_id":"r1"});
+    app.publish(&topic, ack.to_string()).await?;
+    let (t, r) = app
+        .next_message(Duration::from_secs(10))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the app got no result"))?;
+    assert_eq!(t, format!("{topic}/result"));
+    assert_eq!(
+        (
+            r["ok"].as_bool(),
+            r["state"].as_str(),
+            r["request_id"].as_str()
+        ),
+        (Some(true), Some("acknowledged"), Some("r1")),
+        "{r}"
+    );
+    let (t, cmd) = button
+        .next_message(Duration::from_secs(10))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the button got no command"))?;
+    assert_eq!(t, "gw/v1/yg/sos-301/cmd");
+    assert_eq!(cmd["cmd"], "help_coming");
+    let m = gw.metrics().await?;
+    assert_eq!(
+        metric_sum(&m, "gridwatch_worker_actions_total{outcome=\"done\""),
+        1.0
+    );
     gw.gateway.shutdown().await;
     Ok(())
 }
