@@ -715,4 +715,25 @@ mod tests {
         };
         assert!(!format!("{s:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn relative_tls_files_are_taken_from_the_config_files_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridwatch.toml");
+        std::fs::write(
+            &path,
+            "[mqtt.tls]\nenabled = true\nca_file = \"ca.pem\"\nclient_cert_file = \"/abs/gw.pem\"\n",
+        )
+        .unwrap();
+        let tls = Config::load(&path).unwrap().mqtt.tls;
+        assert_eq!(tls.ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(tls.client_cert_file, Some(PathBuf::from("/abs/gw.pem")));
+        assert_eq!(tls.client_key_file, None);
+    }
+
+    #[test]
+    fn an_unknown_key_under_mqtt_tls_is_an_error() {
+        let e = parse("[mqtt.tls]\nenabled = true\ncafile = \"ca.pem\"\n").unwrap_err();
+        assert!(e.to_string().contains("cafile"), "{e}");
+    }
 }
