@@ -1039,6 +1039,8 @@ impl GatewayProcess {
             .arg(config)
             .env("GRIDWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("GRIDWATCH_API_TOKEN", API_TOKEN)
+            // Used only with `mqtt.username`, as at a secure broker.
+            .env("GRIDWATCH_MQTT_PASSWORD", password_of(GATEWAY_LOGIN))
             .env("RUST_LOG", "info")
             .stdout(append_log(&dir.join("gateway.log"))?)
             .stderr(append_log(&dir.join("gateway.log"))?)

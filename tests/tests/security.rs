@@ -2,13 +2,14 @@
 //! (`packaging/mosquitto`) and a real gateway over TLS: each is refused or dropped, has no effect
 //! on the gateway, and a following SOS from a legitimate device still reaches the worker.
 
+use std::path::Path;
 use std::time::Duration;
 
 use gridwatch_e2e::payload::{now_ms, sos_pressed as sos, telemetry};
 use gridwatch_e2e::{
     client_options, connack, eventually, get_text, http, metric_sum, password_of, secure_config,
-    secure_secrets, throwaway_ca, tls_client_options, AckedPublisher, Device, Hardening, Mosquitto,
-    TestGateway, WebhookReceiver, API_TOKEN, GATEWAY_LOGIN,
+    secure_secrets, throwaway_ca, tls_client_options, AckedPublisher, Device, GatewayProcess,
+    Hardening, Mosquitto, TestGateway, WebhookReceiver, API_TOKEN, GATEWAY_LOGIN,
 };
 use gridwatch_firmware::wire::Value;
 use gridwatch_gateway::registry::Registry;
@@ -421,5 +422,85 @@ async fn a_worker_app_with_its_own_login_acts_on_an_alert_through_the_acl() -> a
         1.0
     );
     gw.gateway.shutdown().await;
+    Ok(())
+}
+
+/// The `[mqtt]` tables of a config for the gateway binary at the secure `mosquitto`, with the
+/// CA copied next to it and named by a relative path; `tls_extra` goes under `[mqtt.tls]`.
+fn binary_config(mosquitto: &Mosquitto, dir: &Path, tls_extra: &str) -> anyhow::Result<String> {
+    let tls = mosquitto.tls.clone().expect("a secure broker has TLS");
+    std::fs::copy(&tls.ca_file, dir.join("broker-ca.pem"))?;
+    Ok(format!(
+        "[mqtt]\nport = {port}\nusername = \"{GATEWAY_LOGIN}\"\nclient_id = \"{GATEWAY_LOGIN}\"\n\
+         reconnect_max_ms = 1000\n[mqtt.tls]\nenabled = true\nca_file = \"broker-ca.pem\"\n{tls_extra}\n\
+         [journal]\npath = \"{journal}\"\n[store]\ndead_letter_path = \"{dead}\"\n\
+         [store.local]\npath = \"{tsdb}\"\n",
+        port = tls.port,
+        journal = dir.join("journal").display(),
+        dead = dir.join("dead-letter").display(),
+        tsdb = dir.join("tsdb").display(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_binary_takes_tls_from_its_config_and_the_password_from_its_environment(
+) -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start_secure(&devices())?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let config = binary_config(&mosquitto, dir.path(), "")?;
+    let gw = GatewayProcess::start_with(&config, &gridwatch_e2e::registry_text(&hook), dir.path())
+        .await?;
+    sos_reaches_the_worker(&mosquitto, &hook, 1).await?;
+    let m = gw.metrics().await?;
+    assert_eq!(
+        metric_sum(&m, "gridwatch_mqtt_connection_errors_total"),
+        0.0,
+        "{m}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_binary_given_a_key_of_another_certificate_stops_naming_both_files(
+) -> anyhow::Result<()> {
+    let mosquitto = Mosquitto::start_secure(&devices())?;
+    let hook = WebhookReceiver::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let tls = mosquitto.tls.clone().expect("a secure broker has TLS");
+    let (_, issuer) = throwaway_ca("Gridwatch test CA")?;
+    let (_, other_key) = gridwatch_e2e::leaf_certificate(&issuer, &[GATEWAY_LOGIN])?;
+    let key = dir.path().join("other.key");
+    std::fs::write(&key, other_key)?;
+    let config = binary_config(
+        &mosquitto,
+        dir.path(),
+        &format!(
+            "client_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            tls.client_cert_file.display(),
+            key.display()
+        ),
+    )?;
+    std::fs::write(dir.path().join("gridwatch.toml"), config)?;
+    std::fs::write(
+        dir.path().join("registry.toml"),
+        gridwatch_e2e::registry_text(&hook),
+    )?;
+    let out = std::process::Command::new(gridwatch_e2e::gateway_binary()?)
+        .args(["run", "--config"])
+        .arg(dir.path().join("gridwatch.toml"))
+        .env("GRIDWATCH_MQTT_PASSWORD", password_of(GATEWAY_LOGIN))
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "mqtt.tls.client_key_file: {} is not the key of the certificate in {}",
+            key.display(),
+            tls.client_cert_file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!mosquitto.log().contains(&format!("as {GATEWAY_LOGIN}")));
     Ok(())
 }
