@@ -45,6 +45,7 @@ impl Gateway {
         secrets: Secrets,
     ) -> anyhow::Result<Self> {
         install_crypto_provider();
+        let tls = crate::ingest::tls::load(&config.mqtt.tls)?;
         let metrics = Arc::new(Metrics::new());
         let signer = match &secrets.webhook_secret {
             Some(s) => Some(Signer::from_secret(s)?),
@@ -190,8 +191,12 @@ impl Gateway {
                 .map(str::to_owned);
             notifier.send(d);
         }
-        let (acker, commander, mqtt_driver) =
-            mqtt::connect(&config.mqtt, secrets.mqtt_password.clone(), metrics.clone());
+        let (acker, commander, mqtt_driver) = mqtt::connect(
+            &config.mqtt,
+            secrets.mqtt_password.clone(),
+            tls,
+            metrics.clone(),
+        );
         let (events_tx, events_rx) = mpsc::channel(config.ingest.event_queue);
         let (telemetry_tx, telemetry_rx) = mpsc::channel(config.ingest.telemetry_queue);
         let alerts = Arc::new(RwLock::new(AlertBook::restore(

@@ -107,6 +107,32 @@ pub struct MqttConfig {
     pub reconnect_min_ms: u64,
     /// Longest wait between reconnection attempts, in milliseconds.
     pub reconnect_max_ms: u64,
+    /// `[mqtt.tls]`: TLS to the broker; off unless `enabled`.
+    pub tls: MqttTlsConfig,
+}
+
+/// `[mqtt.tls]`: TLS to the broker (rustls). The files are PEM and read once, at start.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttTlsConfig {
+    /// Connect with TLS (the broker's TLS listener, usually port 8883).
+    pub enabled: bool,
+    /// The CA certificate(s) the broker's certificate must chain to; without it, the public web
+    /// roots (Mozilla's list, built in) are trusted. Relative paths in `[mqtt.tls]` are taken
+    /// from the config file's folder.
+    #[schemars(example = &"/etc/gridwatch/mqtt-ca.pem")]
+    pub ca_file: Option<PathBuf>,
+    /// The gateway's own certificate chain, for a broker that asks for client certificates
+    /// (`require_certificate true`); needs `client_key_file`.
+    #[schemars(example = &"/etc/gridwatch/gateway.crt")]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    #[schemars(example = &"/etc/gridwatch/gateway.key")]
+    pub client_key_file: Option<PathBuf>,
+    /// The name the broker's certificate must carry, when it differs from `mqtt.host` (for
+    /// example a host given as an IP address, with a certificate issued for a DNS name).
+    #[schemars(example = &"mqtt.example.cn")]
+    pub server_name: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -119,6 +145,7 @@ impl Default for MqttConfig {
             keep_alive_secs: 30,
             reconnect_min_ms: 100,
             reconnect_max_ms: 30_000,
+            tls: MqttTlsConfig::default(),
         }
     }
 }
@@ -521,6 +548,16 @@ impl Config {
             {
                 *p = dir.join(&*p);
             }
+            let tls = &mut config.mqtt.tls;
+            for p in [
+                &mut tls.ca_file,
+                &mut tls.client_cert_file,
+                &mut tls.client_key_file,
+            ] {
+                if let Some(p) = p.as_mut().filter(|p| p.is_relative()) {
+                    *p = dir.join(&*p);
+                }
+            }
         }
         Ok(config)
     }
@@ -816,5 +853,26 @@ mod tests {
             ..Secrets::default()
         };
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn relative_tls_files_are_taken_from_the_config_files_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridwatch.toml");
+        std::fs::write(
+            &path,
+            "[mqtt.tls]\nenabled = true\nca_file = \"ca.pem\"\nclient_cert_file = \"/abs/gw.pem\"\n",
+        )
+        .unwrap();
+        let tls = Config::load(&path).unwrap().mqtt.tls;
+        assert_eq!(tls.ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(tls.client_cert_file, Some(PathBuf::from("/abs/gw.pem")));
+        assert_eq!(tls.client_key_file, None);
+    }
+
+    #[test]
+    fn an_unknown_key_under_mqtt_tls_is_an_error() {
+        let e = parse("[mqtt.tls]\nenabled = true\ncafile = \"ca.pem\"\n").unwrap_err();
+        assert!(e.to_string().contains("cafile"), "{e}");
     }
 }

@@ -55,3 +55,19 @@ fn the_readme_configuration_reference_is_the_one_the_code_generates() {
          `UPDATE_README=1 cargo test -p gridwatch-gateway --test readme`"
     );
 }
+
+#[test]
+fn the_readme_broker_security_example_is_a_valid_config_with_tls_on() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md at the workspace root");
+    let shown = toml_block_after(&readme, "### Broker security");
+    let parsed = Config::parse(&shown, Path::new("README.md")).expect("the example is valid");
+    assert!(parsed.mqtt.tls.enabled);
+    assert_eq!(
+        parsed.mqtt.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/gridwatch/mqtt-ca.pem"))
+    );
+    assert_eq!(parsed.mqtt.username.as_deref(), Some("gridwatch-gateway"));
+    assert_eq!(parsed.mqtt.client_id, "gridwatch-gateway");
+}

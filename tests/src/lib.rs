@@ -1,7 +1,9 @@
 //! Real servers for Gridwatch's end-to-end tests, started per test as child processes.
 //!
 //! Mosquitto and VictoriaMetrics run from Debian's packages (`scripts/test` installs them), each on
-//! a free loopback port with its own temporary data folder, and are killed when dropped. Nothing
+//! a free loopback port with its own temporary data folder, and are killed when dropped.
+//! [`Mosquitto::start_secure`] runs the shipped `packaging/mosquitto` config and ACL (logins,
+//! client ids bound to them, a TLS listener with a CA made for the test). Nothing
 //! here is a stand-in for a server the gateway depends on; the webhook receiver plays the part of
 //! the grid worker's app, which is the test's own end of the line.
 
@@ -100,10 +102,84 @@ fn append_log(path: &Path) -> anyhow::Result<std::fs::File> {
 
 /// A Mosquitto broker with persistence on and queue limits far above what a test sends.
 pub struct Mosquitto {
-    /// Its port on 127.0.0.1.
+    /// Its port on 127.0.0.1 (the plain listener).
     pub port: u16,
+    /// The TLS listener and its files, for a broker from [`Mosquitto::start_secure`].
+    pub tls: Option<BrokerTls>,
     child: Child,
     dir: TempDir,
+}
+
+/// How [`Mosquitto::start_secure`] sets the broker up, on top of the shipped config.
+#[derive(Clone, Debug, Default)]
+pub struct Hardening {
+    /// Logins besides the gateway's, one per device or app: user = client id = the given id,
+    /// password [`password_of`] the id.
+    pub logins: Vec<String>,
+    /// The TLS listener asks for a client certificate signed by the test CA.
+    pub require_certificate: bool,
+    /// ACL lines appended after the shipped ACL (which is copied unchanged), as an operator
+    /// adds worker apps.
+    pub extra_acl: String,
+}
+
+/// The TLS listener of a secure test broker, and the PEM files a client needs for it.
+#[derive(Clone, Debug)]
+pub struct BrokerTls {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The throwaway CA that signed the broker's and the gateway's certificates.
+    pub ca_file: PathBuf,
+    /// A client certificate for the gateway, signed by the CA.
+    pub client_cert_file: PathBuf,
+    /// Its key.
+    pub client_key_file: PathBuf,
+}
+
+/// The gateway's login at a secure test broker (the shipped ACL grants it by this name).
+pub const GATEWAY_LOGIN: &str = "gridwatch-gateway";
+
+/// The password of a login at a secure test broker.
+pub fn password_of(login: &str) -> String {
+    format!("pw-{login}-7Qx")
+}
+
+/// The shipped Mosquitto files, `packaging/mosquitto/{name}`.
+pub fn shipped_mosquitto_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/mosquitto")
+        .join(name)
+}
+
+/// A new throwaway CA: its certificate in PEM and an issuer for leaf certificates.
+pub fn throwaway_ca(
+    name: &str,
+) -> anyhow::Result<(String, rcgen::Issuer<'static, rcgen::KeyPair>)> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate()?;
+    let pem = params.self_signed(&key)?.pem();
+    Ok((pem, rcgen::Issuer::new(params, key)))
+}
+
+/// A certificate for `names` signed by `issuer`, and its key, both in PEM.
+pub fn leaf_certificate(
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    names: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, *first);
+    }
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 impl Mosquitto {
@@ -117,11 +193,111 @@ impl Mosquitto {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         std::fs::write(
-            dir.path().join("limits.conf"),
-            format!("max_queued_messages {queued}\nmax_inflight_messages {inflight}\n"),
+            dir.path().join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 max_queued_messages {queued}\nmax_inflight_messages {inflight}\n{}",
+                Self::common(dir.path())
+            ),
         )?;
         let child = Self::spawn(port, dir.path())?;
-        Ok(Self { port, child, dir })
+        Ok(Self {
+            port,
+            tls: None,
+            child,
+            dir,
+        })
+    }
+
+    /// Starts a broker with the shipped `packaging/mosquitto/gridwatch.conf` and
+    /// `gridwatch.acl`: no anonymous access, a password file with the gateway's login and
+    /// `hardening.logins`, the client id bound to the login, the ACL as shipped. Its listeners
+    /// (plain, and TLS with a throwaway CA) are on free loopback ports.
+    pub fn start_secure(hardening: &Hardening) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let (port, tls_port) = (free_port(), free_port());
+
+        let mut logins = vec![GATEWAY_LOGIN.to_owned()];
+        logins.extend(hardening.logins.iter().cloned());
+        let passwd = d.join("gridwatch.passwd");
+        let plain: String = logins
+            .iter()
+            .map(|l| format!("{l}:{}\n", password_of(l)))
+            .collect();
+        std::fs::write(&passwd, plain)?;
+        // -U hashes a file of plain user:password lines in place.
+        let tool = find_binary(
+            "GRIDWATCH_MOSQUITTO_PASSWD",
+            &["/usr/bin/mosquitto_passwd"],
+            "mosquitto",
+        )?;
+        let status = Command::new(tool).arg("-U").arg(&passwd).status()?;
+        if !status.success() {
+            bail!("mosquitto_passwd -U {} failed: {status}", passwd.display());
+        }
+
+        let acl = d.join("gridwatch.acl");
+        let shipped_acl = std::fs::read_to_string(shipped_mosquitto_file("gridwatch.acl"))?;
+        std::fs::write(&acl, format!("{shipped_acl}\n{}", hardening.extra_acl))?;
+
+        let (ca_pem, issuer) = throwaway_ca("Gridwatch test CA")?;
+        let (server_pem, server_key) = leaf_certificate(&issuer, &["127.0.0.1", "localhost"])?;
+        let (client_pem, client_key) = leaf_certificate(&issuer, &[GATEWAY_LOGIN])?;
+        let tls = BrokerTls {
+            port: tls_port,
+            ca_file: d.join("ca.pem"),
+            client_cert_file: d.join("gateway.pem"),
+            client_key_file: d.join("gateway.key"),
+        };
+        std::fs::write(&tls.ca_file, ca_pem)?;
+        std::fs::write(d.join("server.pem"), server_pem)?;
+        std::fs::write(d.join("server.key"), server_key)?;
+        std::fs::write(&tls.client_cert_file, client_pem)?;
+        std::fs::write(&tls.client_key_file, client_key)?;
+
+        let shipped = std::fs::read_to_string(shipped_mosquitto_file("gridwatch.conf"))?;
+        let conf = secure_conf(&shipped, port, &passwd, &acl)?;
+        std::fs::write(
+            d.join("mosquitto.conf"),
+            format!(
+                "{conf}\nlistener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                 require_certificate {}\n{}",
+                tls.ca_file.display(),
+                d.join("server.pem").display(),
+                d.join("server.key").display(),
+                hardening.require_certificate,
+                Self::common(d)
+            ),
+        )?;
+        let mut child = Self::spawn(port, d)?;
+        wait_for_port(
+            tls_port,
+            &mut child,
+            &d.join("stderr.log"),
+            "mosquitto (TLS)",
+        )?;
+        Ok(Self {
+            port,
+            tls: Some(tls),
+            child,
+            dir,
+        })
+    }
+
+    /// Settings every test broker shares: its data folder, its log, and root (a test's
+    /// temporary files are not readable by the `mosquitto` user).
+    fn common(dir: &Path) -> String {
+        format!(
+            "persistence_location {}/\nuser root\nlog_dest file {}\nlog_type all\n",
+            dir.display(),
+            dir.join("mosquitto.log").display()
+        )
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// Stops the broker cleanly (it saves its persistence file), waits `down_for`, and starts it
@@ -139,21 +315,10 @@ impl Mosquitto {
             &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"],
             "mosquitto",
         )?;
-        let conf = dir.join("mosquitto.conf");
         let stderr = dir.join("stderr.log");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 {}user root\nlog_dest file {}\n",
-                dir.display(),
-                std::fs::read_to_string(dir.join("limits.conf"))?,
-                dir.join("mosquitto.log").display()
-            ),
-        )?;
         let mut child = Command::new(bin)
             .arg("-c")
-            .arg(&conf)
+            .arg(dir.join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(append_log(&stderr)?)
             .spawn()
@@ -161,6 +326,34 @@ impl Mosquitto {
         wait_for_port(port, &mut child, &stderr, "mosquitto")?;
         Ok(child)
     }
+}
+
+/// The shipped config's settings with the test's own listener, password file and ACL file in
+/// place of the system paths. Fails if the shipped file stops saying what the tests rely on.
+fn secure_conf(shipped: &str, port: u16, passwd: &Path, acl: &Path) -> anyhow::Result<String> {
+    let settings: Vec<&str> = shipped
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in ["allow_anonymous false", "use_username_as_clientid true"] {
+        if !settings.contains(&needed) {
+            bail!("packaging/mosquitto/gridwatch.conf no longer says `{needed}`");
+        }
+    }
+    let mut out = String::new();
+    for line in settings {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let line = match name {
+            "listener" => format!("listener {port} 127.0.0.1"),
+            "password_file" => format!("password_file {}", passwd.display()),
+            "acl_file" => format!("acl_file {}", acl.display()),
+            _ => line.to_owned(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 impl Drop for Mosquitto {
@@ -466,6 +659,38 @@ pub fn test_config(mqtt_port: u16, store_url: &str, dir: &Path) -> Config {
     c
 }
 
+/// The secrets test gateways run with: a webhook signing secret and an API token.
+pub fn test_secrets() -> Secrets {
+    Secrets {
+        webhook_secret: Some(WEBHOOK_SECRET.into()),
+        api_token: Some(API_TOKEN.into()),
+        ..Secrets::default()
+    }
+}
+
+/// [`test_secrets`] and the gateway's password at a secure test broker.
+pub fn secure_secrets() -> Secrets {
+    Secrets {
+        mqtt_password: Some(password_of(GATEWAY_LOGIN)),
+        ..test_secrets()
+    }
+}
+
+/// [`test_config`] for a broker from [`Mosquitto::start_secure`]: its TLS listener, the test
+/// CA, and the gateway's login (the password is in [`secure_secrets`]).
+pub fn secure_config(mosquitto: &Mosquitto, store_url: &str, dir: &Path) -> anyhow::Result<Config> {
+    let tls = mosquitto
+        .tls
+        .as_ref()
+        .context("the broker has no TLS listener: start it with Mosquitto::start_secure")?;
+    let mut c = test_config(tls.port, store_url, dir);
+    c.mqtt.username = Some(GATEWAY_LOGIN.into());
+    c.mqtt.client_id = GATEWAY_LOGIN.into();
+    c.mqtt.tls.enabled = true;
+    c.mqtt.tls.ca_file = Some(tls.ca_file.clone());
+    Ok(c)
+}
+
 /// Waits until the gateway at `url` answers `/readyz` with 200.
 pub async fn wait_ready(url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -517,13 +742,34 @@ impl TestGateway {
         Self::start_registry(config, registry).await
     }
 
+    /// Starts the gateway against a broker from [`Mosquitto::start_secure`]: over TLS, trusting
+    /// the test CA, with the gateway's login ([`secure_config`]), its store at `store_url`;
+    /// returns once ready.
+    pub async fn start_secure(
+        mosquitto: &Mosquitto,
+        store_url: &str,
+        hook: &WebhookReceiver,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = secure_config(mosquitto, store_url, dir.path())?;
+        let registry =
+            Registry::parse(&registry_text(hook)).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+        let mut gw = Self::start_with_secrets(config, registry, secure_secrets()).await?;
+        gw._dir = Some(dir);
+        Ok(gw)
+    }
+
     /// Starts the gateway with `config` and `registry`; returns once ready.
     pub async fn start_registry(config: Config, registry: Registry) -> anyhow::Result<Self> {
-        let secrets = Secrets {
-            webhook_secret: Some(WEBHOOK_SECRET.into()),
-            api_token: Some(API_TOKEN.into()),
-            ..Secrets::default()
-        };
+        Self::start_with_secrets(config, registry, test_secrets()).await
+    }
+
+    /// Starts the gateway with `config`, `registry` and `secrets`; returns once ready.
+    pub async fn start_with_secrets(
+        config: Config,
+        registry: Registry,
+        secrets: Secrets,
+    ) -> anyhow::Result<Self> {
         let gateway = Gateway::start(config, registry, secrets).await?;
         let url = format!("http://{}", gateway.http_addr());
         wait_ready(&url).await?;
@@ -555,29 +801,119 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// Options for a test client with client id `id` on the plain listener at `port`, logging in as
+/// `login` (with [`password_of`] it) when given.
+pub fn client_options(port: u16, id: &str, login: Option<&str>) -> MqttOptions {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    if let Some(login) = login {
+        opts.set_credentials(login, password_of(login));
+    }
+    opts
+}
+
+/// [`client_options`] for the TLS listener of a broker from [`Mosquitto::start_secure`],
+/// trusting its CA (through the gateway's own TLS setup).
+pub fn tls_client_options(
+    mosquitto: &Mosquitto,
+    id: &str,
+    login: Option<&str>,
+) -> anyhow::Result<MqttOptions> {
+    let tls = mosquitto
+        .tls
+        .as_ref()
+        .context("the broker has no TLS listener: start it with Mosquitto::start_secure")?;
+    let settings = gridwatch_gateway::config::MqttTlsConfig {
+        enabled: true,
+        ca_file: Some(tls.ca_file.clone()),
+        ..Default::default()
+    };
+    let config = gridwatch_gateway::ingest::tls::load(&settings)?.context("TLS is on")?;
+    let mut opts = client_options(tls.port, id, login);
+    opts.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(config),
+    ));
+    Ok(opts)
+}
+
+/// What the broker answers to a client connecting with `opts`: Ok, or the CONNACK's refusal.
+pub async fn connack(opts: MqttOptions) -> anyhow::Result<Result<(), rumqttc::ConnectReturnCode>> {
+    use rumqttc::{ConnectionError, Event, Packet};
+    let (_client, mut eventloop) = AsyncClient::new(opts, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(Ok(())),
+                Ok(_) => {}
+                Err(ConnectionError::ConnectionRefused(code)) => return Ok(Err(code)),
+                Err(e) => return Err(anyhow::anyhow!("no CONNACK: {e}")),
+            }
+        }
+    })
+    .await??;
+    Ok(answer)
+}
+
 /// A device-side MQTT client whose event loop runs in the background.
 pub struct Device {
     client: AsyncClient,
+    connections: Arc<AtomicUsize>,
+    subacks: mpsc::UnboundedReceiver<Vec<rumqttc::SubscribeReasonCode>>,
+    messages: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Device {
-    /// Connects with client id `id`.
+    /// Connects anonymously with client id `id`.
     pub fn connect(port: u16, id: &str) -> Self {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30));
+        Self::connect_with(client_options(port, id, None))
+    }
+
+    /// Connects with client id `id` and the login of the same name, as every device at a
+    /// secure broker does.
+    pub fn login(port: u16, id: &str) -> Self {
+        Self::connect_with(client_options(port, id, Some(id)))
+    }
+
+    /// Connects with `opts`.
+    pub fn connect_with(opts: MqttOptions) -> Self {
+        use rumqttc::{Event, Packet};
         let (client, mut eventloop) = AsyncClient::new(opts, 2000);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let (suback_tx, subacks) = mpsc::unbounded_channel();
+        let (message_tx, messages) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             loop {
-                if eventloop.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        let _ = suback_tx.send(ack.return_codes);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let json = serde_json::from_slice(&p.payload).unwrap_or_default();
+                        let _ = message_tx.send((p.topic.clone(), json));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
         });
         Self {
             client,
+            connections,
+            subacks,
+            messages,
             _task: task,
         }
+    }
+
+    /// How many times the broker accepted this client's connection so far (a second one means
+    /// it lost the first).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Publishes at QoS 1.
@@ -586,6 +922,25 @@ impl Device {
             .publish(topic, QoS::AtLeastOnce, false, payload.into())
             .await?;
         Ok(())
+    }
+
+    /// Subscribes to `filter` at QoS 1; the broker's answer once it came.
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+    ) -> anyhow::Result<Vec<rumqttc::SubscribeReasonCode>> {
+        self.client.subscribe(filter, QoS::AtLeastOnce).await?;
+        tokio::time::timeout(Duration::from_secs(10), self.subacks.recv())
+            .await?
+            .context("the device's event loop stopped")
+    }
+
+    /// The next message on the device's subscriptions, waiting at most `within`.
+    pub async fn next_message(&mut self, within: Duration) -> Option<(String, serde_json::Value)> {
+        tokio::time::timeout(within, self.messages.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -695,6 +1050,8 @@ impl GatewayProcess {
             .arg(config)
             .env("GRIDWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("GRIDWATCH_API_TOKEN", API_TOKEN)
+            // Used only with `mqtt.username`, as at a secure broker.
+            .env("GRIDWATCH_MQTT_PASSWORD", password_of(GATEWAY_LOGIN))
             .env("RUST_LOG", "info")
             .stdout(append_log(&dir.join("gateway.log"))?)
             .stderr(append_log(&dir.join("gateway.log"))?)
@@ -762,6 +1119,11 @@ impl AckedPublisher {
     pub fn new(port: u16, id: &str) -> Self {
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5));
+        Self::with(opts)
+    }
+
+    /// A device connecting with `opts`.
+    pub fn with(opts: MqttOptions) -> Self {
         let (client, eventloop) = AsyncClient::new(opts, 16);
         Self { client, eventloop }
     }
@@ -873,8 +1235,14 @@ pub async fn listen(
     client_id: &str,
     filter: &str,
 ) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>> {
-    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
+    listen_with(client_options(port, client_id, None), filter).await
+}
+
+/// [`listen`], connecting with `opts`.
+pub async fn listen_with(
+    opts: MqttOptions,
+    filter: &str,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>> {
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
     client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await?;
     loop {

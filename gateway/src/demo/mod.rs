@@ -200,7 +200,10 @@ pub async fn run(
             .with_label_values(&["webhook", "delivered"])
             .get(),
         readings_stored: m.tsdb_lines_written.get(),
-        connection_errors: m.mqtt_connection_errors.get(),
+        connection_errors: crate::ingest::mqtt::FAILURE_REASONS
+            .iter()
+            .map(|r| m.mqtt_connection_errors.with_label_values(&[r]).get())
+            .sum(),
     };
     println!(
         "stopping: {} alerts opened, {} webhooks delivered, {} readings stored",

@@ -4,3 +4,4 @@ pub mod ack_order;
 pub mod actions;
 pub mod mqtt;
 pub mod serial;
+pub mod tls;

@@ -13,12 +13,15 @@
 //! - rumqttc's own packet limit is set far above `ingest.max_payload_bytes`: a packet over its
 //!   limit is a connection error, and a redelivered one would then break every reconnect. Our
 //!   limit turns it into one counted `oversized` rejection instead.
+//! - With `[mqtt.tls]` on, the same connection runs over rustls ([`super::tls`]); the worker
+//!   apps' actions and the alerts published to them share it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, SubscribeFilter,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, PubAck,
+    Publish, QoS, SubscribeFilter, TlsConfiguration, Transport,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -110,10 +113,12 @@ pub struct MqttDriver {
     metrics: Arc<Metrics>,
 }
 
-/// Builds the broker connection; nothing happens until [`MqttDriver::run`] is polled.
+/// Builds the broker connection, over TLS when `tls` is given ([`super::tls::load`]); nothing
+/// happens until [`MqttDriver::run`] is polled.
 pub fn connect(
     cfg: &MqttConfig,
     password: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     metrics: Arc<Metrics>,
 ) -> (Acker, Commander, MqttDriver) {
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
@@ -123,6 +128,9 @@ pub fn connect(
         .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some(user) = &cfg.username {
         opts.set_credentials(user, password.unwrap_or_default());
+    }
+    if let Some(tls) = tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     }
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let (tx, acks) = mpsc::unbounded_channel();
@@ -182,6 +190,7 @@ impl MqttDriver {
                     let wait = self.backoff.next_wait();
                     MqttConnectionError {
                         error: &e,
+                        reason: failure_reason(&e),
                         retry_in: wait,
                     }
                     .emit(&self.metrics);
@@ -280,7 +289,65 @@ impl MqttDriver {
     }
 }
 
+/// Every `reason` label of `gridwatch_mqtt_connection_errors_total`.
+pub const FAILURE_REASONS: [&str; 5] = ["tls", "not_authorized", "refused", "network", "protocol"];
+
+/// Why a connection attempt failed, as a `reason` label: `tls` (handshake, certificate, name),
+/// `not_authorized` (the broker refused the login), `refused` (other CONNACK refusals),
+/// `network` (socket errors and timeouts) or `protocol`.
+pub fn failure_reason(e: &ConnectionError) -> &'static str {
+    match e {
+        ConnectionError::Tls(_) => "tls",
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword,
+        ) => "not_authorized",
+        ConnectionError::ConnectionRefused(_) => "refused",
+        ConnectionError::Io(_)
+        | ConnectionError::NetworkTimeout
+        | ConnectionError::FlushTimeout => "network",
+        _ => "protocol",
+    }
+}
+
 /// The `channel` label of a topic in the received/accepted counters.
 pub fn channel_label(topic: &str) -> &'static str {
     channel_hint(topic).map_or("other", Channel::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_labelled_by_what_went_wrong() {
+        let certificate = std::io::Error::new(std::io::ErrorKind::InvalidData, "UnknownIssuer");
+        let cases = [
+            (
+                ConnectionError::Tls(rumqttc::TlsError::Io(certificate)),
+                "tls",
+            ),
+            (
+                ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized),
+                "not_authorized",
+            ),
+            (
+                ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword),
+                "not_authorized",
+            ),
+            (
+                ConnectionError::ConnectionRefused(ConnectReturnCode::BadClientId),
+                "refused",
+            ),
+            (
+                ConnectionError::Io(std::io::ErrorKind::ConnectionRefused.into()),
+                "network",
+            ),
+            (ConnectionError::NetworkTimeout, "network"),
+            (ConnectionError::RequestsDone, "protocol"),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(failure_reason(&error), reason, "{error}");
+            assert!(FAILURE_REASONS.contains(&reason));
+        }
+    }
 }

@@ -133,15 +133,19 @@ impl MqttConnected {
 /// The broker connection failed or dropped.
 pub struct MqttConnectionError<'a> {
     pub error: &'a dyn Display,
+    pub reason: &'static str,
     pub retry_in: Duration,
 }
 
 impl MqttConnectionError<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.mqtt_connected.set(0);
-        m.mqtt_connection_errors.inc();
+        m.mqtt_connection_errors
+            .with_label_values(&[self.reason])
+            .inc();
         limited(m, "mqtt_connection_error", |held| {
             tracing::warn!(
+                reason = self.reason,
                 retry_in_ms = self.retry_in.as_millis() as u64,
                 held_back = held,
                 "MQTT connection error: {}",

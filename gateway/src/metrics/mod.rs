@@ -28,8 +28,8 @@ pub struct Metrics {
     pub dropped: IntCounterVec,
     /// Whether the broker connection is up (1) or not (0).
     pub mqtt_connected: IntGauge,
-    /// Broker connection failures.
-    pub mqtt_connection_errors: IntCounter,
+    /// Broker connection failures, by reason (`crate::ingest::mqtt::FAILURE_REASONS`).
+    pub mqtt_connection_errors: IntCounterVec,
     /// Whether each configured serial port is open (1) or not (0), by port.
     pub serial_port_open: IntGaugeVec,
     /// Serial ports that could not be opened or failed while read, by port.
@@ -183,10 +183,11 @@ impl Metrics {
                 "gridwatch_mqtt_connected",
                 "1 while the broker connection is up.",
             ),
-            mqtt_connection_errors: counter(
+            mqtt_connection_errors: counter_vec(
                 &r,
                 "gridwatch_mqtt_connection_errors_total",
-                "Broker connection failures.",
+                "Broker connection failures: tls, not_authorized, refused, network, protocol.",
+                &["reason"],
             ),
             serial_port_open: {
                 let g = IntGaugeVec::new(
