@@ -117,8 +117,12 @@ impl Gateway {
             "device authentication"
         );
         let mut saved = saved;
+        // Marks saved past the journal's end count messages staged but lost in a crash, which
+        // the broker sends again: start from the journal's records alone then (it holds every
+        // message since the last save), rather than refuse those as replays.
         let marks = saved
             .as_mut()
+            .filter(|s| s.position() <= journal.end())
             .map(|s| std::mem::take(&mut s.seq))
             .unwrap_or_default();
         let guard = crate::decode::guard::Guard::new(config.ingest.limits(), keys, marks);
