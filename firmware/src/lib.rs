@@ -7,12 +7,14 @@
 //! is the kind-agnostic core of a node's loop (events, telemetry, heartbeats, downlink commands).
 //! [`drivers`] read the sensors and drive the outputs, over embedded-hal 1.0 and [`hal`];
 //! [`detect`] turns their samples into the events a node sends, as pure state machines.
+//! [`framing`] carries the wire format over a wired RS-485 bus.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod detect;
 pub mod drivers;
+pub mod framing;
 pub mod hal;
 pub mod node;
 pub mod seq;
