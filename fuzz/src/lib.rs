@@ -85,11 +85,14 @@ fn encode_frame(frame: &Frame<'_>) -> Vec<u8> {
     line
 }
 
+/// A decoded frame, owned: device, channel, payload.
+type OwnedFrame = (String, FrameChannel, Vec<u8>);
+
 /// Feeds `line` to `decoder` and returns what the last byte produced, owned.
 fn feed_last<const N: usize>(
     decoder: &mut Decoder<N>,
     line: &[u8],
-) -> Option<Result<(String, FrameChannel, Vec<u8>), framing::FrameError>> {
+) -> Option<Result<OwnedFrame, framing::FrameError>> {
     let mut last = None;
     for &b in line {
         last = decoder
