@@ -139,7 +139,7 @@ pub fn write_line(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -250,16 +250,16 @@ mod tests {
 
     /// A point as a strict line-protocol reader sees it.
     #[derive(Debug, PartialEq)]
-    struct Point {
-        measurement: String,
-        tags: Vec<(String, String)>,
-        fields: Vec<(String, Read)>,
-        ts: u64,
+    pub(crate) struct Point {
+        pub(crate) measurement: String,
+        pub(crate) tags: Vec<(String, String)>,
+        pub(crate) fields: Vec<(String, Read)>,
+        pub(crate) ts: u64,
     }
 
     /// A field value as read back.
     #[derive(Debug, PartialEq)]
-    enum Read {
+    pub(crate) enum Read {
         Float(f64),
         Int(i64),
         Bool(bool),
@@ -291,7 +291,7 @@ mod tests {
 
     /// Parses exactly one line, newline included, the way the line protocol reference defines
     /// it, refusing anything the reference leaves ambiguous.
-    fn parse_line(text: &str) -> Result<Point, String> {
+    pub(crate) fn parse_line(text: &str) -> Result<Point, String> {
         let body = text.strip_suffix('\n').ok_or("no final newline")?;
         if body.contains(['\n', '\r']) {
             return Err("more than one line".into());
@@ -361,7 +361,7 @@ mod tests {
 
     /// Strings made mostly of what could break a line: separators, quotes, escapes, line breaks,
     /// NUL, wildcards, non-ASCII.
-    fn nasty() -> impl Strategy<Value = String> {
+    pub(crate) fn nasty() -> impl Strategy<Value = String> {
         let special = prop::sample::select(vec![
             ' ', ',', '=', '"', '\\', '#', '/', '+', '\0', '\t', 'é', '井', '\u{2028}', 'a', '_',
         ]);
