@@ -21,6 +21,10 @@ use crate::catalogue::Catalogue;
 use crate::roster::{self, Gap, RawShift, Role, Roster, Zone};
 use gridwatch_edge_rules::Level;
 
+/// The topic level alerts use (`gw/v1/{community}/alerts/{alert_id}`), so no device may have it
+/// as its id: its `…/telemetry` would reach every worker app as an alert change.
+pub const RESERVED_DEVICE_ID: &str = "alerts";
+
 /// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
 pub fn is_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -610,10 +614,10 @@ impl RawRegistry {
         let mut devices = HashMap::with_capacity(self.devices.len());
         for d in &self.devices {
             let mut ok = p.unique_id("device", &d.id, &mut seen);
-            if d.id.get_ref() == "alerts" {
+            if d.id.get_ref() == RESERVED_DEVICE_ID {
                 p.at(
                     &d.id,
-                    "device id \"alerts\" is reserved: gw/v1/{community}/alerts/… carries alert changes and worker actions; pick another".into(),
+                    format!("device id {RESERVED_DEVICE_ID:?} is reserved: gw/v1/{{community}}/{RESERVED_DEVICE_ID}/… carries alert changes"),
                 );
                 ok = false;
             }
@@ -753,6 +757,7 @@ grid = "g1"
 location = "101"
 "#;
     use super::*;
+    use proptest::prelude::*;
 
     const GOOD: &str = r#"
 [community]
@@ -917,11 +922,91 @@ location = "1单元101室"
     }
 
     #[test]
+    fn a_device_cannot_take_the_alerts_topic_level() {
+        let problems =
+            Registry::parse(&GOOD.replace("id = \"sos-101\"", "id = \"alerts\"")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("line 24: device id \"alerts\" is reserved"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn ids_follow_the_topic_grammar() {
         assert!(is_id("sos-101_A"));
         assert!(!is_id(""));
         assert!(!is_id("a/b"));
         assert!(!is_id("a+b"));
         assert!(!is_id(&"x".repeat(65)));
+    }
+
+    /// Whether an MQTT topic filter matches a topic name.
+    fn filter_matches(filter: &str, topic: &str) -> bool {
+        let (mut f, mut t) = (filter.split('/'), topic.split('/'));
+        loop {
+            match (f.next(), t.next()) {
+                (Some("#"), _) | (None, None) => return true,
+                (Some("+"), Some(_)) => {}
+                (Some(a), Some(b)) if a == b => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Ids as a registry file or spreadsheet might carry them: valid ones, the level the alerts
+    /// use, and strings full of topic separators, wildcards, NUL, line breaks and non-ASCII.
+    fn any_id() -> impl Strategy<Value = String> {
+        let nasty = prop::collection::vec(
+            prop_oneof![
+                3 => prop::sample::select(vec!['/', '+', '#', '\0', '\n', ' ', ',', '=', '"', '\\', '$', 'é', '井', 'a', '-']),
+                1 => any::<char>(),
+            ],
+            0..8,
+        )
+        .prop_map(|cs| cs.into_iter().collect::<String>());
+        prop_oneof![
+            "[A-Za-z0-9_-]{1,64}",
+            nasty,
+            prop::sample::select(vec!["alerts", "+", "#", "$SYS", "cmd", "event", "act"])
+                .prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_id_the_registry_accepts_can_change_a_topics_shape(community in any_id(), device in any_id()) {
+            let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+            let text = format!(
+                "[community]\nid = {}\nname = \"n\"\n[[buildings]]\nid = \"b1\"\nname = \"n\"\n\
+                 [[grids]]\nid = \"g1\"\nname = \"n\"\n[[devices]]\nid = {}\nkind = \"sos\"\n\
+                 building = \"b1\"\ngrid = \"g1\"\nlocation = \"x\"\n",
+                quote(&community),
+                quote(&device)
+            );
+            if Registry::parse(&text).is_err() {
+                return Ok(());
+            }
+            let alert_filters = [
+                format!("gw/v1/{community}/alerts/+"),
+                crate::ingest::actions::subscription(&community),
+            ];
+            for channel in ["telemetry", "event", "status", "cmd"] {
+                // Built as the gateway builds device topics (ingest::mqtt, decode::topic).
+                let topic = format!("gw/v1/{community}/{device}/{channel}");
+                prop_assert_eq!(topic.split('/').count(), 5, "{:?}", topic);
+                prop_assert!(!topic.contains(['+', '#', '\0']), "{:?}", topic);
+                for filter in &alert_filters {
+                    prop_assert!(!filter_matches(filter, &topic), "{:?} lands in the alerts' {:?}", topic, filter);
+                }
+                let subscribed = crate::ingest::mqtt::SUBSCRIPTIONS.iter().any(|f| filter_matches(f, &topic));
+                prop_assert_eq!(subscribed, channel != "cmd", "{:?}", topic);
+                if let Ok(t) = crate::decode::topic::parse(&topic) {
+                    prop_assert_eq!((t.community, t.device, t.channel.as_str()), (community.as_str(), device.as_str(), channel));
+                } else {
+                    prop_assert_eq!(channel, "cmd");
+                }
+            }
+        }
     }
 }

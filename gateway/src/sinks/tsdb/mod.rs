@@ -81,9 +81,16 @@ pub fn write_message(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
+    use gridwatch_firmware::wire::{Message, Reading, Readings};
+    use proptest::prelude::*;
+
+    use super::line_protocol::tests::{nasty, parse_line, Read};
+    use super::*;
+    use crate::decode::Channel;
     use crate::registry::one_manhole as registry;
+    use crate::registry::Device;
 
     fn lines(topic: &str, payload: &[u8]) -> String {
         let r = registry();
@@ -114,5 +121,66 @@ mod tests {
             lines("gw/v1/yg/mh-1/status", b"online"),
             "status,building=b1,community=yg,device=mh-1,grid=g1 online=true 99\n"
         );
+    }
+
+    proptest! {
+        #[test]
+        fn no_device_string_can_break_its_line_or_move_a_tag(
+            id in nasty(),
+            kind in nasty(),
+            community in nasty(),
+            building in nasty(),
+            grid in nasty(),
+            is_event in any::<bool>(),
+        ) {
+            let device = Arc::new(Device {
+                id: id.as_str().into(),
+                kind: kind.as_str().into(),
+                community: community.as_str().into(),
+                building: building.as_str().into(),
+                building_name: "n".into(),
+                grid: grid.as_str().into(),
+                grid_name: "n".into(),
+                location: "x".into(),
+                tags: Box::new([]),
+            });
+            let mut data = Readings::new();
+            data.push(Reading { name: "tilt_deg", value: Value::Number(1.5) }).unwrap();
+            let event = is_event.then_some("cover_displaced");
+            let msg = Message { ts: 5, seq: 2, kind: "manhole", event, data, mac: None };
+            let decoded = Decoded { device: &device, channel: Channel::Telemetry, body: Body::Message(msg) };
+            let mut buf = String::new();
+            let result = write_message(&mut buf, &decoded, 99);
+
+            let mut tags = vec![("building", building.as_str()), ("community", &community), ("device", &id)];
+            if let Some(e) = event {
+                tags.extend([("event", e), ("grid", &grid), ("kind", &kind)]);
+            } else {
+                tags.push(("grid", &grid));
+            }
+            let measurement = if is_event { "event" } else { kind.as_str() };
+            let breaks = tags.iter().map(|(_, v)| *v).chain([measurement]).any(|v| v.contains(['\n', '\r']));
+            let refusable = breaks || measurement.is_empty() || measurement.starts_with('#');
+            prop_assert_eq!(result.is_err(), refusable, "{:?}", result);
+            if refusable {
+                prop_assert_eq!(buf, "");
+                return Ok(());
+            }
+            let point = parse_line(&buf).map_err(|e| TestCaseError::fail(format!("{e}: {buf:?}")))?;
+            prop_assert_eq!(point.measurement, measurement);
+            let expected: Vec<(String, String)> = tags
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            prop_assert_eq!(point.tags, expected);
+            let fields = if is_event {
+                vec![("count".to_owned(), Read::Int(1)), ("seq".to_owned(), Read::Int(2))]
+            } else {
+                vec![("tilt_deg".to_owned(), Read::Float(1.5))]
+            };
+            prop_assert_eq!(point.fields, fields);
+            prop_assert_eq!(point.ts, 5);
+        }
     }
 }
