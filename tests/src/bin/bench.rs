@@ -251,12 +251,16 @@ async fn throughput(args: &Args) -> anyhow::Result<()> {
 
     let mut ratios = Vec::new();
     for run in 1..=args.runs {
+        // The gateway's session queues the bare subscriber's batch too (both are subscribed), so
+        // every batch carries numbers no earlier one had: else the gateway would spend the run
+        // refusing the last run's as replays.
         let per_device = n / devices as u64 + 1;
-        publish(mosquitto.port, n, devices, 0).await?;
+        let run = run as u64;
+        publish(mosquitto.port, n, devices, (2 * run - 1) * per_device).await?;
         let bare = bare_drain(mosquitto.port, n).await?;
         let bare_rate = n as f64 / bare.as_secs_f64();
 
-        publish(mosquitto.port, n, devices, run as u64 * per_device).await?;
+        publish(mosquitto.port, n, devices, 2 * run * per_device).await?;
         // Timed from the process start, so the gateway's own start-up counts against it.
         let first = Instant::now();
         gw.respawn()?;
