@@ -219,9 +219,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_builtin_catalogue_has_the_four_kinds() {
+    fn the_builtin_catalogue_has_its_seven_kinds() {
         let c = Catalogue::builtin();
-        assert_eq!(c.names(), ["elevator", "fire_passage", "manhole", "sos"]);
+        assert_eq!(
+            c.names(),
+            [
+                "electrical",
+                "elevator",
+                "fire_passage",
+                "manhole",
+                "parking",
+                "perimeter",
+                "sos"
+            ]
+        );
         let sos = c.kind("sos").unwrap();
         assert_eq!(
             sos.event("sos_pressed").unwrap().severity,

@@ -1186,7 +1186,7 @@ mod tests {
             [
                 "devices.csv row 4 column A (设备编号): device id \"elev-b1-1\" is listed twice",
                 "devices.csv row 5 column A (设备编号): device id \"mh 9\" must match [A-Za-z0-9_-]{1,64}",
-                "devices.csv row 6 column B (类型): kind \"lift\" is not in the kind catalogue (elevator, fire_passage, manhole, sos)",
+                "devices.csv row 6 column B (类型): kind \"lift\" is not in the kind catalogue (electrical, elevator, fire_passage, manhole, parking, perimeter, sos)",
                 "devices.csv row 7 column C (楼栋编号): building \"b9\" is not in the buildings sheet",
                 "workers.csv row 6 column A (工号): worker \"w-nobody\" has no way to be reached: fill in 企业微信机器人 wecom, 钉钉机器人 dingtalk, 飞书机器人 feishu, 邮箱 email or webhook",
             ]

@@ -42,6 +42,24 @@ building = "b1"
 grid = "g1"
 location = "3层走廊"
 [[devices]]
+id = "eb-1"
+kind = "electrical"
+building = "b1"
+grid = "g1"
+location = "1单元配电箱"
+[[devices]]
+id = "gate-1"
+kind = "parking"
+building = "b1"
+grid = "g1"
+location = "北门"
+[[devices]]
+id = "fence-1"
+kind = "perimeter"
+building = "b1"
+grid = "g1"
+location = "西侧围墙"
+[[devices]]
 id = "sos-101"
 kind = "sos"
 building = "b1"
@@ -194,6 +212,13 @@ fn the_built_in_rules_cover_every_default_case() {
             "fire_door_open",
             "fire_door_held_open",
             "smoke",
+            "arc_fault",
+            "residual_current_high",
+            "cable_temp_high",
+            "overcurrent",
+            "electrical_power_loss",
+            "fire_lane_blocked",
+            "intrusion",
             "no_activity",
             "tamper",
             "device_offline",
@@ -443,6 +468,142 @@ fn fire_door_held_open() {
     assert!(zh.contains("被撑开"), "{zh}");
 }
 
+fn electrical(rcm: f64, temp: f64, volts: f64, amps: f64) -> Vec<(&'static str, Val)> {
+    vec![
+        ("residual_current_ma", n(rcm)),
+        ("cable_temp_c", n(temp)),
+        ("voltage_v", n(volts)),
+        ("current_a", n(amps)),
+        ("overload", b(amps > 32.0)),
+    ]
+}
+
+#[test]
+fn arc_fault() {
+    let mut c = Case::new();
+    c.send("eb-1", T0, None, &electrical(12.0, 35.0, 221.0, 10.0));
+    assert!(c.opened("arc_fault").is_empty());
+    c.send(
+        "eb-1",
+        T0 + 1000,
+        Some("arc_fault"),
+        &electrical(12.0, 35.0, 221.0, 10.0),
+    );
+    let (zh, en) = c.one("arc_fault");
+    assert!(
+        zh.contains("故障电弧") && en.contains("Arc fault"),
+        "{zh} / {en}"
+    );
+    assert!(c.engine.rules()[c.opened("arc_fault")[0].rule].needs_person);
+}
+
+#[test]
+fn residual_current_high() {
+    let mut c = Case::new();
+    c.send("eb-1", T0, None, &electrical(120.0, 35.0, 221.0, 10.0));
+    assert!(
+        c.opened("residual_current_high").is_empty(),
+        "the node judges against its own setting"
+    );
+    c.send(
+        "eb-1",
+        T0 + 1000,
+        Some("residual_current_high"),
+        &electrical(420.0, 35.0, 221.0, 10.0),
+    );
+    let (zh, en) = c.one("residual_current_high");
+    assert!(
+        zh.contains("420毫安") && en.contains("420 mA"),
+        "{zh} / {en}"
+    );
+}
+
+#[test]
+fn cable_temp_high() {
+    let mut c = Case::new();
+    c.send(
+        "eb-1",
+        T0,
+        Some("cable_temp_high"),
+        &electrical(12.0, 78.5, 221.0, 30.0),
+    );
+    let (zh, _) = c.one("cable_temp_high");
+    assert!(zh.contains("78.5℃"), "{zh}");
+}
+
+#[test]
+fn overcurrent() {
+    let mut c = Case::new();
+    c.send(
+        "eb-1",
+        T0,
+        Some("overcurrent"),
+        &electrical(12.0, 50.0, 219.0, 41.0),
+    );
+    let (zh, en) = c.one("overcurrent");
+    assert!(zh.contains("41安") && en.contains("41 A"), "{zh} / {en}");
+}
+
+#[test]
+fn electrical_power_loss() {
+    let mut c = Case::new();
+    c.send(
+        "eb-1",
+        T0,
+        Some("power_loss"),
+        &electrical(0.0, 30.0, 0.0, 0.0),
+    );
+    let (zh, _) = c.one("electrical_power_loss");
+    assert!(zh.contains("配电箱断电"), "{zh}");
+    assert!(
+        c.opened("power_loss").is_empty(),
+        "the lift's rule is not the distribution box's"
+    );
+}
+
+#[test]
+fn fire_lane_blocked() {
+    let mut c = Case::new();
+    let lane = |dwell: f64| {
+        vec![
+            ("fire_lane_occupied", b(true)),
+            ("fire_lane_dwell_s", n(dwell)),
+            ("vehicles_in", n(120.0)),
+            ("vehicles_out", n(98.0)),
+        ]
+    };
+    c.send("gate-1", T0, None, &lane(60.0));
+    assert!(c.opened("fire_lane_blocked").is_empty(), "a short stop");
+    c.send(
+        "gate-1",
+        T0 + 4 * MIN,
+        Some("fire_lane_blocked"),
+        &lane(300.0),
+    );
+    let (zh, en) = c.one("fire_lane_blocked");
+    assert!(zh.contains("300秒") && en.contains("300 s"), "{zh} / {en}");
+}
+
+#[test]
+fn intrusion() {
+    let mut c = Case::new();
+    let zone = |beam: bool| {
+        vec![
+            ("zone", n(3.0)),
+            ("armed", b(true)),
+            ("beam_broken", b(beam)),
+            ("contact_open", b(false)),
+            ("battery_v", n(3.6)),
+        ]
+    };
+    c.send("fence-1", T0, None, &zone(false));
+    assert!(c.opened("intrusion").is_empty());
+    c.send("fence-1", T0 + 1000, Some("intrusion"), &zone(true));
+    let (zh, en) = c.one("intrusion");
+    assert!(zh.contains("防区3") && en.contains("zone 3"), "{zh} / {en}");
+    assert!(c.engine.rules()[c.opened("intrusion")[0].rule].needs_person);
+}
+
 #[test]
 fn tamper() {
     let mut c = Case::new();
@@ -541,6 +702,9 @@ fn device_offline() {
     c.send("fp-1", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
     c.send("sos-101", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
     c.send("sos-102", T0 + 60 * MIN, None, &[("battery_v", n(3.6))]);
+    for d in ["eb-1", "gate-1", "fence-1"] {
+        c.send(d, T0 + 60 * MIN, None, &[]);
+    }
     c.tick(T0 + 62 * MIN);
     let (zh, en) = c.one("device_offline");
     assert!(zh.contains("lift-1") && en.contains("offline"), "{zh}");
