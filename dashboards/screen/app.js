@@ -1,5 +1,5 @@
 // The control-room screen: the alerts waiting for someone, device health per building and grid,
-// today's cases and a live ticker. Everything arrives over server-sent events; the lists are
+// free parking spaces, today's cases and a live ticker. Everything arrives over server-sent events; the lists are
 // fetched once on every (re)connect. No build step: plain JavaScript served by the gateway.
 "use strict";
 
@@ -8,6 +8,7 @@ const TEXT = {
     title: "社区智能监测指挥大屏", offline: "连接中断，正在重连…", online: "实时",
     active_alerts: "待处置告警", no_alerts: "当前没有待处置告警", today: "今日处置",
     buildings: "楼栋设备状态", grids: "网格设备状态", ticker: "实时事件",
+    spaces: "车位余量", area: "区域", free: "空闲", total: "车位",
     deliveries: "通知记录", close_dialog: "关闭", login: "登录", logout: "退出",
     your_name: "姓名", token: "操作口令", logged_in: "当前操作人：",
     critical: "紧急", major: "重要", minor: "一般", info: "提示",
@@ -24,6 +25,7 @@ const TEXT = {
     title: "Community monitoring control room", offline: "Disconnected, reconnecting…", online: "Live",
     active_alerts: "Active alerts", no_alerts: "No active alerts", today: "Today",
     buildings: "Devices by building", grids: "Devices by grid", ticker: "Live events",
+    spaces: "Free parking spaces", area: "Area", free: "Free", total: "Spaces",
     deliveries: "Notifications", close_dialog: "Close", login: "Log in", logout: "Log out",
     your_name: "Name", token: "Token", logged_in: "Acting as: ",
     critical: "Critical", major: "Major", minor: "Minor", info: "Info",
@@ -190,11 +192,19 @@ function healthTable(rows) {
     el("td", { class: h.low_battery ? "warn" : "" }, h.low_battery)))];
 }
 
+function spacesTable(rows) {
+  const head = el("tr", {}, el("th", {}, t("area")), el("th", {}, t("free")), el("th", {}, t("total")));
+  return [head, ...rows.map((p) => el("tr", { "data-id": p.id },
+    el("td", {}, p.name), el("td", { class: p.free ? "" : "bad" }, p.free), el("td", {}, p.total)))];
+}
+
 function renderOverview() {
   if (!overview) return;
   $("community").textContent = overview.community;
   $("buildings").replaceChildren(...healthTable(overview.buildings));
   $("grids").replaceChildren(...healthTable(overview.grids));
+  $("spaces-pane").hidden = overview.spaces.length === 0;
+  $("spaces").replaceChildren(...spacesTable(overview.spaces));
   const d = overview.today;
   const rate = d.closure_rate == null ? "—" : `${Math.round(d.closure_rate * 1000) / 10}%`;
   $("today").replaceChildren(
@@ -320,5 +330,7 @@ $("logout").addEventListener("click", () => {
 });
 $("timeline-close").addEventListener("click", () => $("timeline").close());
 setInterval(tick, 1000);
+// Free spaces change without an alert: fetched again every 15 s as well.
+setInterval(overviewSoon, 15000);
 applyLanguage();
 connect();

@@ -214,6 +214,7 @@ impl Gateway {
         )));
         let (alert_changes, _) = broadcast::channel(256);
         let (ticker, _) = broadcast::channel(256);
+        let occupancy = Arc::default();
         let http_registry = registry.clone();
         let community = registry.community.clone();
         let watched_registry = registry.clone();
@@ -237,6 +238,7 @@ impl Gateway {
             alerts: alerts.clone(),
             alert_changes: alert_changes.clone(),
             ticker: ticker.clone(),
+            occupancy: Arc::clone(&occupancy),
             retry: Backoff::new(config.store.retry_min_ms, config.store.retry_max_ms),
             engine: engine.clone(),
             resume_from,
@@ -265,6 +267,7 @@ impl Gateway {
             desk: desk.clone(),
             api_token: secrets.api_token.clone(),
             ticker,
+            occupancy,
             shutdown: rx.clone(),
         });
 

@@ -83,6 +83,10 @@ pub struct Kind {
     /// Its events.
     #[serde(default)]
     pub events: Vec<EventSpec>,
+    /// A bool reading that says whether the space a device watches is taken (parking's
+    /// `occupied`): the screen counts free and taken spaces per building.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<String>,
 }
 
 impl Kind {
@@ -175,6 +179,18 @@ impl Catalogue {
                             k.name, r.name
                         ));
                     }
+                }
+            }
+            if let Some(o) = &k.occupancy {
+                if !k
+                    .readings
+                    .iter()
+                    .any(|r| &r.name == o && r.value == ReadingType::Bool)
+                {
+                    problems.push(format!(
+                        "{}: occupancy {o:?} must name one of its true/false readings",
+                        k.name
+                    ));
                 }
             }
             if k.report_every_secs == 0 {
@@ -272,9 +288,16 @@ readings = [
   { name = "x", type = "number", unit = "", min = 5, max = 1, label = { zh-CN = "x", en = "x" } },
   { name = "x", type = "bool", label = { zh-CN = "x", en = "x" } },
 ]
+occupancy = "y"
 "#;
         let err = Catalogue::parse(text).unwrap_err();
-        for want in ["must match", "listed twice", "min 5", "report_every_secs"] {
+        for want in [
+            "must match",
+            "listed twice",
+            "min 5",
+            "report_every_secs",
+            "occupancy \"y\"",
+        ] {
             assert!(err.contains(want), "{want}: {err}");
         }
     }

@@ -48,6 +48,7 @@ use crate::notify::{self, Delivery, Notifier};
 use crate::registry::{Device, Registry, Worker};
 use crate::roster::Role;
 use crate::rules::{self, state};
+use crate::sinks::occupancy::Occupancy;
 
 /// The journal consumer name of the rule engine's saved state: the journal keeps the records
 /// the saved state does not cover yet.
@@ -99,6 +100,8 @@ pub struct Pipeline {
     pub alert_changes: broadcast::Sender<Alert>,
     /// Devices' events, for the screen's ticker.
     pub ticker: broadcast::Sender<TickerItem>,
+    /// Which watched spaces are taken, for the screen.
+    pub occupancy: Arc<Mutex<Occupancy>>,
     /// Waits between attempts when the journal cannot be written.
     pub retry: Backoff,
     /// The rule engine, shared with the HTTP API (rules, explanations, maintenance windows).
@@ -615,6 +618,10 @@ impl Pipeline {
                         .stage(class, m.received_ms, topic, &m.publish.payload);
                     self.apply_rules(&decoded, m.received_ms);
                     if let Body::Message(msg) = &decoded.body {
+                        self.occupancy
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .observe(self.registry.catalogue(), decoded.device, &msg.data);
                         if let Some(event) = msg.event {
                             // Nobody watching is fine.
                             let _ = self.ticker.send(TickerItem {

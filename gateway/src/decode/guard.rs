@@ -7,11 +7,15 @@
 //!    telemetry and event message (HMAC-SHA256, `gridwatch_firmware::auth`); with
 //!    `ingest.require_mac` every device must have a key. Status words (`online`/`offline`) are the
 //!    broker's last will and cannot be signed; the broker's ACL guards them.
-//! 2. **Sequence.** `seq` must be above the last accepted one from the device. One of the last
-//!    few accepted again, byte for byte, is a redelivery (MQTT QoS 1 is at-least-once: after a
-//!    reconnect the broker sends again what was not acknowledged, and a message staged but lost
-//!    in a crash comes again) and passes; anything else at or below the mark is a replay. The marks are saved with the rule state and brought up to date from the
-//!    journal on start ([`Guard::observe`]), so a replay after a restart is still caught.
+//! 2. **Sequence.** `seq` must be above the last accepted one from the device, or one of the
+//!    [`WINDOW`] numbers just below it that was never accepted: the gateway takes a device's
+//!    events before its telemetry, so a reading a node sent just before an event can arrive after
+//!    it. One of the last few accepted again, byte for byte, is a redelivery (MQTT QoS 1 is
+//!    at-least-once: after a reconnect the broker sends again what was not acknowledged, and a
+//!    message staged but lost in a crash comes again) and passes; anything else already accepted,
+//!    or further below, is a replay. The marks are saved with the rule state and brought up to
+//!    date from the journal on start ([`Guard::observe`]), so a replay after a restart is still
+//!    caught (below a saved mark, every number counts as accepted).
 //! 3. **Clock.** `ts` may lead the gateway's clock by at most `ingest.max_clock_ahead_secs` and lag
 //!    it by at most `ingest.max_clock_behind_secs` (a node keeps events while its link is down).
 //!    A life-safety event (a `critical` event in the kind catalogue) is never refused for its
@@ -60,6 +64,9 @@ pub struct Mark {
 /// How many accepted messages below the mark still count as redeliveries.
 const RECENT: usize = 4;
 
+/// How far below the mark a number never accepted may still arrive.
+pub const WINDOW: u64 = 64;
+
 /// How long a device must stay under its rate to stop counting as flooding.
 const QUIET_MS: u64 = 60_000;
 
@@ -71,6 +78,8 @@ struct DeviceState {
     /// broker sends again what the gateway had not acknowledged yet, in order, so several
     /// messages just below the mark come again.
     recent: [Mark; RECENT],
+    /// Bit `i` set: `mark.seq - 1 - i` was accepted (or lies below a saved mark).
+    seen: u64,
     tokens: f64,
     refilled_ms: u64,
     dropped: u64,
@@ -83,14 +92,38 @@ impl DeviceState {
     /// recent ones.
     fn remember(&mut self, mark: Mark) {
         match self.mark {
-            Some(last) if last.seq >= mark.seq => {}
+            Some(last) if last.seq == mark.seq => {}
+            Some(last) if last.seq > mark.seq => {
+                self.seen |= bit(last.seq - mark.seq);
+                self.recent.rotate_right(1);
+                self.recent[0] = mark;
+            }
             Some(last) => {
+                let up = mark.seq - last.seq;
+                self.seen = self.seen.checked_shl(up as u32).unwrap_or(0) | bit(up);
                 self.recent.rotate_right(1);
                 self.recent[0] = last;
                 self.mark = Some(mark);
             }
             None => self.mark = Some(mark),
         }
+    }
+
+    /// Whether `seq`, at or below the mark, was accepted already (or is too old to tell).
+    fn seen(&self, seq: u64) -> bool {
+        self.mark.is_some_and(|last| {
+            let below = last.seq.saturating_sub(seq);
+            below == 0 || below > WINDOW || self.seen & bit(below) != 0
+        })
+    }
+}
+
+/// The bit of [`DeviceState::seen`] for the number `below` under the mark (1 to [`WINDOW`]).
+fn bit(below: u64) -> u64 {
+    if (1..=WINDOW).contains(&below) {
+        1 << (below - 1)
+    } else {
+        0
     }
 }
 
@@ -237,6 +270,7 @@ impl Guard {
                     Text::from(id.as_str()),
                     DeviceState {
                         mark: Some(mark),
+                        seen: u64::MAX,
                         ..DeviceState::default()
                     },
                 )
@@ -285,11 +319,11 @@ impl Guard {
         let state = self.devices.entry(id.clone()).or_default();
         let redelivered = state.mark == Some(mark) || state.recent.contains(&mark);
         match state.mark {
-            Some(last) if mark.seq <= last.seq && !redelivered => {
+            Some(last) if mark.seq <= last.seq && !redelivered && state.seen(mark.seq) => {
                 return Err(reject(
                     Reason::Replayed,
                     format!(
-                        "seq {} is not above the last accepted {} (a replay, or a device reset: see the README, \"Device identity\")",
+                        "seq {} was taken already, or is more than {WINDOW} below the last accepted {} (a replay, or a device reset: see the README, \"Device identity\")",
                         mark.seq, last.seq
                     ),
                 ))
@@ -540,11 +574,68 @@ location = "东门"
             run(&mut g, SOS_TOPIC, &sos(5, NOW + 1), NOW),
             Err(Reason::Replayed)
         );
-        assert_eq!(
-            run(&mut g, SOS_TOPIC, &sos(4, NOW), NOW),
-            Err(Reason::Replayed)
-        );
         assert_eq!(run(&mut g, SOS_TOPIC, &sos(6, NOW), NOW), Ok(Verdict::Pass));
+    }
+
+    #[test]
+    fn a_number_below_the_mark_never_accepted_passes_once_within_the_window() {
+        let mut g = Guard::new(limits(), keys(), HashMap::new());
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(70, NOW), NOW),
+            Ok(Verdict::Pass)
+        );
+        // The reading sent just before the event, taken after it.
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(69, NOW), NOW),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(69, NOW + 1), NOW),
+            Err(Reason::Replayed),
+            "the same number again, other bytes"
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(70 - WINDOW, NOW), NOW),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(69 - WINDOW, NOW), NOW),
+            Err(Reason::Replayed),
+            "older than the window"
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(200, NOW), NOW),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            run(&mut g, SOS_TOPIC, &sos(71, NOW), NOW),
+            Err(Reason::Replayed),
+            "the window moved on"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever order numbers arrive in, none is taken twice with other bytes, and each one
+        /// within the window of the highest so far is taken the first time.
+        #[test]
+        fn no_number_is_taken_twice(seqs in proptest::collection::vec(1u64..300, 1..200)) {
+            let r = registry();
+            let mut g = Guard::new(limits(), keys(), HashMap::new());
+            let mut taken = std::collections::HashSet::new();
+            let mut top = 0;
+            for (i, seq) in seqs.into_iter().enumerate() {
+                let fresh = !taken.contains(&seq) && seq + WINDOW >= top;
+                let payload = sos(seq, NOW + i as u64);
+                let d = decode(SOS_TOPIC, &payload, &r, 4096).expect("well-formed");
+                let verdict = g.check(&d, &payload, true, NOW);
+                proptest::prop_assert_eq!(verdict.is_ok(), fresh, "seq {} top {}", seq, top);
+                if fresh {
+                    taken.insert(seq);
+                    top = top.max(seq);
+                }
+            }
+        }
     }
 
     #[test]
@@ -587,7 +678,12 @@ location = "东门"
         let later = sos(9, NOW);
         restarted.observe(&decode(SOS_TOPIC, &later, &r, 4096).unwrap(), &later);
         assert_eq!(
-            run(&mut restarted, SOS_TOPIC, &sos(8, NOW), NOW),
+            run(&mut restarted, SOS_TOPIC, &sos(7, NOW + 1), NOW),
+            Err(Reason::Replayed),
+            "at or below a saved mark, every number counts as taken"
+        );
+        assert_eq!(
+            run(&mut restarted, SOS_TOPIC, &sos(6, NOW), NOW),
             Err(Reason::Replayed)
         );
         assert_eq!(

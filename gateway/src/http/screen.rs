@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::alerts::{Alert, AlertBook, State as CaseState};
 use crate::registry::Registry;
+use crate::sinks::occupancy::Spaces;
 
 const INDEX: &str = include_str!("../../../dashboards/screen/index.html");
 const SCRIPT: &str = include_str!("../../../dashboards/screen/app.js");
@@ -142,6 +143,8 @@ pub struct Overview {
     pub buildings: Vec<Health>,
     /// Per grid.
     pub grids: Vec<Health>,
+    /// Free and taken spaces per building, where sensors watch spaces.
+    pub spaces: Vec<Spaces>,
     /// Today's figures.
     pub today: Today,
     /// The gateway's clock, so the page's countdowns agree with it.
@@ -157,8 +160,16 @@ pub async fn overview(State(s): State<AppState>) -> impl IntoResponse {
     let now = crate::clock::now_ms();
     let (_, minute) = s.registry.staff().zone().local(now);
     let midnight = now - u64::from(minute) * 60_000 - now % 60_000;
+    let spaces = s
+        .occupancy
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .per_building(&s.registry);
     let book = s.alerts.read().unwrap_or_else(|e| e.into_inner());
-    Json(build(&s.registry, &book, midnight, now))
+    Json(Overview {
+        spaces,
+        ..build(&s.registry, &book, midnight, now)
+    })
 }
 
 /// The overview of `registry` with the alerts in `book`, today starting at `midnight`.
@@ -189,6 +200,7 @@ pub fn build(registry: &Registry, book: &AlertBook, midnight: u64, now_ms: u64) 
         community: registry.community_name.clone(),
         buildings: buildings.into_values().collect(),
         grids: grids.into_values().collect(),
+        spaces: Vec::new(),
         today: today(book.iter(), midnight),
         now_ms,
     }

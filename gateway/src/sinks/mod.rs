@@ -1,3 +1,5 @@
-//! Stage 6: where accepted readings go. Today one sink: the time-series store.
+//! Stage 6: where accepted readings go: the time-series store, and the latest occupancy of
+//! watched spaces for the screen.
 
+pub mod occupancy;
 pub mod tsdb;
