@@ -254,6 +254,7 @@ impl Gateway {
             cases: cases.clone(),
             engine: engine.clone(),
             commander: commander.clone(),
+            catalogue: Arc::clone(&catalogue),
             alert_changes: alert_changes.clone(),
             metrics: metrics.clone(),
         };

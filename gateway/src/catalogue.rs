@@ -87,6 +87,10 @@ pub struct Kind {
     /// `occupied`): the screen counts free and taken spaces per building.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupancy: Option<String>,
+    /// Whether a worker's acknowledgement is sent down to the device (the `help_coming` cmd), so
+    /// the person who pressed it sees that help is on its way.
+    #[serde(default)]
+    pub help_coming: bool,
 }
 
 impl Kind {

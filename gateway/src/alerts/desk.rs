@@ -1,6 +1,7 @@
 //! Where people's actions on alerts land, whether they come from the HTTP API, the control-room
 //! screen or a worker app over MQTT: the lifecycle step, written to the case log and made
-//! durable before anyone is told it happened; "help is coming" to an SOS button; the rules told
+//! durable before anyone is told it happened; "help is coming" to a device whose kind shows it (an SOS
+//! button); the rules told
 //! of a close, so the next occurrence opens a new alert; the case metrics; the live views.
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,6 +12,7 @@ use tokio::sync::broadcast;
 use super::case_log::{CaseLog, Sent};
 use super::lifecycle::Action;
 use super::{ActError, Alert, AlertBook};
+use crate::catalogue::Catalogue;
 use crate::ingest::mqtt::Commander;
 use crate::metrics::events::{CaseLogFailed, CaseStep};
 use crate::metrics::Metrics;
@@ -26,6 +28,8 @@ pub struct Desk {
     pub engine: Arc<Mutex<Engine>>,
     /// Sends commands to devices.
     pub commander: Commander,
+    /// The kind catalogue: which kinds hear that help is coming.
+    pub catalogue: Arc<Catalogue>,
     /// Alert changes, for live views and the MQTT alerts topic.
     pub alert_changes: broadcast::Sender<Alert>,
     /// Metrics.
@@ -71,7 +75,11 @@ impl Desk {
             }
             .emit(&self.metrics),
         }
-        if action == Action::Acknowledge && &*alert.device.kind == "sos" {
+        let tells_device = self
+            .catalogue
+            .kind(&alert.device.kind)
+            .is_some_and(|k| k.help_coming);
+        if action == Action::Acknowledge && tells_device {
             self.help_is_coming(&alert, by);
         }
         if action == Action::Close {
