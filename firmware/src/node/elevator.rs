@@ -22,8 +22,8 @@
 
 use embedded_hal::digital::InputPin;
 
-use super::runtime::{flag, number, LoopStats, Runtime, TAMPER};
-use super::{Config, Node, Transport};
+use super::runtime::{flag, loop_accessors, number, Runtime};
+use super::{Config, Transport};
 use crate::detect::elevator::{Elevator, ElevatorConfig, ElevatorSample};
 use crate::detect::Event;
 use crate::drivers::input::DebouncedInput;
@@ -127,17 +127,9 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
         config: &ElevatorNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
-        let node = Node::new(
-            Config {
-                kind: KIND,
-                ..messaging
-            },
-            seq,
-            now_ms,
-        )?;
         Ok(Self {
             parts,
-            runtime: Runtime::new(node, config.fault_after_ms),
+            runtime: Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?,
             detector: Elevator::new(&config.detector),
             motion: Motion::default(),
         })
@@ -182,14 +174,10 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
             ebike: p.ebike.is_active(),
             mains_ok: p.mains.is_active(),
         };
-        // Room for every event of the detector plus `tamper`, so no push below can fail.
-        let mut events = heapless::Vec::<&'static str, 10>::new();
-        for event in self.detector.step(now_ms, &sample) {
-            let _ = events.push(event.name());
-        }
-        if self.runtime.sensors(now_ms, errors, errors > 0) {
-            let _ = events.push(TAMPER);
-        }
+        let raised = self.detector.step(now_ms, &sample);
+        let events =
+            self.runtime
+                .events::<10>(now_ms, raised.iter().map(Event::name), errors, errors > 0);
 
         let readings = [
             self.motion
@@ -204,26 +192,10 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
         ];
         let data: heapless::Vec<Reading<'static>, 7> = readings.into_iter().flatten().collect();
         self.runtime
-            .publish(now_ms, &events, &data, transport, store);
-        self.runtime.poll(now_ms, transport, |_| {});
-        self.runtime.telemetry(now_ms, &data, transport, store);
-        self.runtime.tick(now_ms, transport, store);
+            .report(now_ms, &events, &data, transport, store, |_| {});
     }
 
-    /// The node, for its counters and clock.
-    pub fn node(&self) -> &Node<'a> {
-        self.runtime.node()
-    }
-
-    /// The node, to announce it after a (re)connect or set its wall clock.
-    pub fn node_mut(&mut self) -> &mut Node<'a> {
-        self.runtime.node_mut()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> LoopStats {
-        self.runtime.stats()
-    }
+    loop_accessors!();
 
     /// Gives the parts back.
     pub fn release(self) -> ElevatorParts<P, M> {
@@ -241,6 +213,7 @@ mod tests {
     use super::*;
     use crate::detect::elevator::ElevatorEvent;
     use crate::drivers::Polarity;
+    use crate::node::runtime::TAMPER;
     use crate::node::testkit::{FakeNet, Pin};
     use crate::seq::tests::MemStore;
 
