@@ -13,6 +13,7 @@
 //! | [`manhole`] | a battery node under a manhole cover, with its reporting [`manhole::Schedule`] | `gas_high`, `cover_displaced`, `water_overflow`, `low_battery` |
 //! | [`fire_passage`] | an evacuation passage and its fire door | `smoke_detected`, `passage_blocked`, `fire_door_open_too_long`, `fire_door_held_open` |
 //! | [`sos`] | the one-tap help button of an elderly resident, with its LED | `sos_pressed`, `sos_cancelled` |
+//! | [`electrical`] | electrical fire monitoring (GB 14287) in a distribution box | `arc_fault`, `residual_current_high`, `cable_temp_high`, `overcurrent`, `power_loss` |
 //! | [`battery`] | low battery, for any node on a battery | `low_battery` |
 //!
 //! Every default, from each config's `Default` (the field-tested values), with its source.
@@ -47,6 +48,15 @@
 //! | `SosConfig::cancel_window_ms` | 10 s | issue 4 |
 //! | `SosConfig::hold_off_ms` | 30 s | choice: a failing contact must not flood |
 //! | `SosConfig::sent_led_ms` / `help_coming_led_ms` | 10 min / 30 min | choice: the gateway's escalation / on-site times |
+//! | `ElectricalConfig::arc_half_cycles` | 14 fault-arc half-cycles within 1 s (settable 10–14) | GB 14287.4-2014 §5.4: an alarm at 14 or more in 1 s, none at 9 or fewer |
+//! | `ElectricalConfig::arc_rearm_ms` | 60 s without a half-cycle | choice: an arcing connection arcs again every few seconds |
+//! | `ElectricalConfig::residual_current_alarm_ma` / `residual_current_clear_ma` | 300 mA / 240 mA | GB 50116-2013 §9.2.3 (300–500 mA at the distribution box; GB 14287.2 allows 20–1 000 mA) / choice: 80 % |
+//! | `ElectricalConfig::residual_current_hold_ms` | 2 s | choice: a switching spike lasts milliseconds; GB 14287.2 allows up to 30 s |
+//! | `ElectricalConfig::cable_temp_alarm_c` / `cable_temp_clear_c` | 70 °C / 65 °C | the rated conductor temperature of PVC-insulated cable (GB/T 5023); GB 14287.3 allows 55–140 °C |
+//! | `ElectricalConfig::cable_temp_hold_ms` | 5 s | choice: a probe's noise; GB 14287.3 allows up to 40 s |
+//! | `ElectricalConfig::rated_current_a` / `overload_clear_a` | 32 A / 30 A | a common household distribution breaker / choice: about 95 % |
+//! | `ElectricalConfig::overcurrent_after_ms` | 60 s | choice: inrush is over in seconds; a breaker carries 1.13 × rated for an hour (GB/T 10963.1) |
+//! | `ElectricalConfig::power_loss_below_v` / `power_loss_hold_ms` | 110 V (half of 220 V) / 2 s | GB/T 156 nominal voltage / choice, as the lift's power loss |
 //! | `BatteryConfig::low_below_v` / `recovered_above_v` | 3.3 V / 3.5 V | gateway `low_battery` |
 //! | `BatteryConfig::hold_ms` | 60 s | choice: longer than a transmission's sag |
 //!
@@ -55,6 +65,7 @@
 //! `event` topic) and telemetry when its schedule says so.
 
 pub mod battery;
+pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
@@ -82,6 +93,7 @@ fn raise<E: Event, const N: usize>(events: &mut heapless::Vec<E, N>, event: E) {
 #[cfg(test)]
 mod tests {
     use super::battery::BatteryEvent;
+    use super::electrical::{ElectricalEvent, ElectricalEvents};
     use super::elevator::{ElevatorEvent, ElevatorEvents};
     use super::fire_passage::{FirePassageEvent, FirePassageEvents};
     use super::manhole::{ManholeEvent, ManholeEvents};
@@ -123,6 +135,7 @@ mod tests {
         assert_listed("manhole", &names::<ManholeEvent>());
         assert_listed("fire_passage", &names::<FirePassageEvent>());
         assert_listed("sos", &names::<SosEvent>());
+        assert_listed("electrical", &names::<ElectricalEvent>());
         for kind in ["elevator", "manhole", "fire_passage", "sos"] {
             assert_listed(kind, &names::<BatteryEvent>());
         }
@@ -143,6 +156,7 @@ mod tests {
             names::<ManholeEvent>(),
             names::<FirePassageEvent>(),
             names::<SosEvent>(),
+            names::<ElectricalEvent>(),
         ] {
             let len = n.len();
             n.sort_unstable();
@@ -158,6 +172,10 @@ mod tests {
         assert_eq!(
             FirePassageEvents::new().capacity(),
             FirePassageEvent::ALL.len()
+        );
+        assert_eq!(
+            ElectricalEvents::new().capacity(),
+            ElectricalEvent::ALL.len()
         );
     }
 }
