@@ -14,6 +14,7 @@
 //! | [`fire_passage`] | an evacuation passage and its fire door | `smoke_detected`, `passage_blocked`, `fire_door_open_too_long`, `fire_door_held_open` |
 //! | [`sos`] | the one-tap help button of an elderly resident, with its LED | `sos_pressed`, `sos_cancelled` |
 //! | [`electrical`] | electrical fire monitoring (GB 14287) in a distribution box | `arc_fault`, `residual_current_high`, `cable_temp_high`, `overcurrent`, `power_loss` |
+//! | [`parking`] | a parking space ([`parking::Space`]: occupied, since when) and the gate ([`parking::Gate`]: vehicles in and out, the fire lane) | `fire_lane_blocked` |
 //! | [`battery`] | low battery, for any node on a battery | `low_battery` |
 //!
 //! Every default, from each config's `Default` (the field-tested values), with its source.
@@ -57,6 +58,10 @@
 //! | `ElectricalConfig::rated_current_a` / `overload_clear_a` | 32 A / 30 A | a common household distribution breaker / choice: about 95 % |
 //! | `ElectricalConfig::overcurrent_after_ms` | 60 s | choice: inrush is over in seconds; a breaker carries 1.13 × rated for an hour (GB/T 10963.1) |
 //! | `ElectricalConfig::power_loss_below_v` / `power_loss_hold_ms` | 110 V (half of 220 V) / 2 s | GB/T 156 nominal voltage / choice, as the lift's power loss |
+//! | `SpaceConfig::occupied_below_cm` / `free_above_cm` | 150 cm / 170 cm | a ceiling sensor 2.2–2.8 m up (JGJ 100-2015: at least 2.2 m clear for small cars): a car's roof or bonnet is 0.7–1.6 m below it; set per site |
+//! | `SpaceConfig::debounce_ms` | 5 s, arriving and leaving | choice: a person walking under the sensor is gone sooner |
+//! | `GateConfig::fire_lane_debounce_ms` | 5 s | choice: a vehicle driving along the lane, a camera's zone output flickering |
+//! | `GateConfig::fire_lane_blocked_after_ms` | 300 s from arrival | choice: a delivery or a drop-off stops for less; Fire Protection Law art. 28 forbids occupying a fire lane |
 //! | `BatteryConfig::low_below_v` / `recovered_above_v` | 3.3 V / 3.5 V | gateway `low_battery` |
 //! | `BatteryConfig::hold_ms` | 60 s | choice: longer than a transmission's sag |
 //!
@@ -69,6 +74,7 @@ pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
+pub mod parking;
 pub mod sos;
 pub mod timing;
 
@@ -97,6 +103,7 @@ mod tests {
     use super::elevator::{ElevatorEvent, ElevatorEvents};
     use super::fire_passage::{FirePassageEvent, FirePassageEvents};
     use super::manhole::{ManholeEvent, ManholeEvents};
+    use super::parking::ParkingEvent;
     use super::sos::SosEvent;
     use super::Event;
 
@@ -136,7 +143,8 @@ mod tests {
         assert_listed("fire_passage", &names::<FirePassageEvent>());
         assert_listed("sos", &names::<SosEvent>());
         assert_listed("electrical", &names::<ElectricalEvent>());
-        for kind in ["elevator", "manhole", "fire_passage", "sos"] {
+        assert_listed("parking", &names::<ParkingEvent>());
+        for kind in ["elevator", "manhole", "fire_passage", "sos", "parking"] {
             assert_listed(kind, &names::<BatteryEvent>());
         }
     }
