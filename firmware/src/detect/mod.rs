@@ -15,6 +15,7 @@
 //! | [`sos`] | the one-tap help button of an elderly resident, with its LED | `sos_pressed`, `sos_cancelled` |
 //! | [`electrical`] | electrical fire monitoring (GB 14287) in a distribution box | `arc_fault`, `residual_current_high`, `cable_temp_high`, `overcurrent`, `power_loss` |
 //! | [`parking`] | a parking space ([`parking::Space`]: occupied, since when) and the gate ([`parking::Gate`]: vehicles in and out, the fire lane) | `fire_lane_blocked` |
+//! | [`perimeter`] | one perimeter zone: a fence or door contact and an infrared beam, armed by the hour | `intrusion` |
 //! | [`battery`] | low battery, for any node on a battery | `low_battery` |
 //!
 //! Every default, from each config's `Default` (the field-tested values), with its source.
@@ -62,6 +63,10 @@
 //! | `SpaceConfig::debounce_ms` | 5 s, arriving and leaving | choice: a person walking under the sensor is gone sooner |
 //! | `GateConfig::fire_lane_debounce_ms` | 5 s | choice: a vehicle driving along the lane, a camera's zone output flickering |
 //! | `GateConfig::fire_lane_blocked_after_ms` | 300 s from arrival | choice: a delivery or a drop-off stops for less; Fire Protection Law art. 28 forbids occupying a fire lane |
+//! | `PerimeterConfig::armed` / `utc_offset_min` | 22:00–06:00 local / UTC+8 | the night of GB 3096-2008 (22:00 to 6:00) / China Standard Time |
+//! | `PerimeterConfig::beam_debounce_ms` | 50 ms | GB 10408.4-2000: a beam detector alarms at an interruption over 40 ms; a bird or a leaf is shorter, a running person longer |
+//! | `PerimeterConfig::contact_debounce_ms` | 50 ms | contact bounce (5–20 ms) |
+//! | `PerimeterConfig::hold_off_ms` | 60 s | choice: one alarm per crossing, not one per beam break |
 //! | `BatteryConfig::low_below_v` / `recovered_above_v` | 3.3 V / 3.5 V | gateway `low_battery` |
 //! | `BatteryConfig::hold_ms` | 60 s | choice: longer than a transmission's sag |
 //!
@@ -75,6 +80,7 @@ pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
 pub mod parking;
+pub mod perimeter;
 pub mod sos;
 pub mod timing;
 
@@ -104,6 +110,7 @@ mod tests {
     use super::fire_passage::{FirePassageEvent, FirePassageEvents};
     use super::manhole::{ManholeEvent, ManholeEvents};
     use super::parking::ParkingEvent;
+    use super::perimeter::PerimeterEvent;
     use super::sos::SosEvent;
     use super::Event;
 
@@ -144,6 +151,7 @@ mod tests {
         assert_listed("sos", &names::<SosEvent>());
         assert_listed("electrical", &names::<ElectricalEvent>());
         assert_listed("parking", &names::<ParkingEvent>());
+        assert_listed("perimeter", &names::<PerimeterEvent>());
         for kind in ["elevator", "manhole", "fire_passage", "sos", "parking"] {
             assert_listed(kind, &names::<BatteryEvent>());
         }
