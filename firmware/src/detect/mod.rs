@@ -103,7 +103,7 @@ fn raise<E: Event, const N: usize>(events: &mut heapless::Vec<E, N>, event: E) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::battery::BatteryEvent;
     use super::electrical::{ElectricalEvent, ElectricalEvents};
     use super::elevator::{ElevatorEvent, ElevatorEvents};
@@ -117,18 +117,26 @@ mod tests {
     /// The catalogue the gateway builds in; the detectors must speak its names.
     const CATALOGUE: &str = include_str!("../../../gateway/kinds.toml");
 
-    /// The event names the catalogue lists for `kind`.
-    fn catalogue_events(kind: &str) -> Vec<&'static str> {
+    /// The names the catalogue lists for `kind` in `list` (`"readings"` or `"events"`).
+    pub(crate) fn catalogue(kind: &str, list: &str) -> Vec<&'static str> {
         let block = CATALOGUE
             .split("[[kinds]]")
             .find(|b| b.lines().any(|l| l == format!("name = \"{kind}\"")))
             .unwrap_or_else(|| panic!("kind {kind} is not in the catalogue"));
-        let events = block.split_once("events = [").map_or("", |(_, rest)| rest);
-        events
+        let entries = block
+            .split_once(&format!("\n{list} = ["))
+            .map_or("", |(_, rest)| rest);
+        entries
             .lines()
+            .take_while(|l| l.trim() != "]")
             .filter_map(|l| l.trim().strip_prefix("{ name = \""))
             .filter_map(|l| l.split('"').next())
             .collect()
+    }
+
+    /// The event names the catalogue lists for `kind`.
+    fn catalogue_events(kind: &str) -> Vec<&'static str> {
+        catalogue(kind, "events")
     }
 
     fn names<E: Event>() -> Vec<&'static str> {
@@ -158,10 +166,14 @@ mod tests {
     }
 
     #[test]
-    fn the_catalogue_reader_finds_the_events_it_should() {
+    fn the_catalogue_reader_finds_the_events_and_readings_it_should() {
         assert_eq!(
             catalogue_events("sos"),
             ["sos_pressed", "sos_cancelled", "low_battery", "tamper"]
+        );
+        assert_eq!(
+            catalogue("sos", "readings"),
+            ["battery_v", "last_motion_ts"]
         );
     }
 

@@ -24,7 +24,7 @@ use embedded_hal::digital::InputPin;
 
 use super::runtime::{flag, loop_accessors, number, Runtime};
 use super::{Config, Transport};
-use crate::detect::elevator::{Elevator, ElevatorConfig, ElevatorSample};
+use crate::detect::elevator::{Elevator, ElevatorConfig, ElevatorEvent, ElevatorSample};
 use crate::detect::Event;
 use crate::drivers::input::DebouncedInput;
 use crate::hal::NvStore;
@@ -175,9 +175,12 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
             mains_ok: p.mains.is_active(),
         };
         let raised = self.detector.step(now_ms, &sample);
-        let events =
-            self.runtime
-                .events::<10>(now_ms, raised.iter().map(Event::name), errors, errors > 0);
+        let events = self.runtime.events::<{ ElevatorEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let readings = [
             self.motion
@@ -205,29 +208,24 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-    use std::rc::Rc;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::detect::elevator::ElevatorEvent;
     use crate::drivers::Polarity;
     use crate::node::runtime::TAMPER;
-    use crate::node::testkit::{FakeNet, Pin};
+    use crate::node::testkit::{FakeNet, Pin, Source};
     use crate::seq::tests::MemStore;
 
     const WALL: u64 = 1_795_000_000_000;
 
-    /// A motion source the test sets; `None` makes reads fail.
-    #[derive(Clone, Default)]
-    struct Car(Rc<Cell<Option<Motion>>>);
+    /// The car's motion as the test sets it.
+    type Car = Source<Motion>;
 
     impl CarMotion for Car {
         type Error = ();
 
         fn read(&mut self, _now_ms: u64) -> Result<Motion, ()> {
-            self.0.get().ok_or(())
+            Source::read(self)
         }
     }
 
@@ -241,27 +239,27 @@ mod tests {
         node: ElevatorNode<'static, Pin, Car>,
     }
 
-    fn moving(floor: i16) -> Option<Motion> {
-        Some(Motion {
+    fn moving(floor: i16) -> Motion {
+        Motion {
             moving: true,
             speed_mps: 1.0,
             direction: 1,
             floor: Some(floor),
-        })
+        }
     }
 
-    fn standing(floor: i16) -> Option<Motion> {
-        Some(Motion {
+    fn standing(floor: i16) -> Motion {
+        Motion {
             floor: Some(floor),
             ..Motion::default()
-        })
+        }
     }
 
     /// A car leaving floor 3 upwards with a passenger, door shut, mains on.
     fn rig() -> Rig {
         let input = |pin: &Pin| DebouncedInput::new(pin.clone(), Polarity::ActiveHigh, 50);
         let (door, zone, alarm) = (Pin::at(false), Pin::at(false), Pin::at(false));
-        let car = Car(Rc::new(Cell::new(moving(3))));
+        let car = Car::at(moving(3));
         let parts = ElevatorParts {
             door: input(&door),
             door_zone: input(&zone),
@@ -295,11 +293,7 @@ mod tests {
         }
 
         fn events(&self) -> Vec<(&str, u64)> {
-            self.net
-                .events()
-                .iter()
-                .map(|m| (m.event.unwrap(), m.ts - WALL))
-                .collect()
+            self.net.timeline(WALL)
         }
     }
 
@@ -308,7 +302,7 @@ mod tests {
         let mut r = rig();
         for t in (0..=80_000).step_by(500) {
             if t == 10_000 {
-                r.car.0.set(standing(3));
+                r.car.set(standing(3));
             }
             r.step(t);
         }
@@ -324,6 +318,7 @@ mod tests {
             trapped,
             r#"{"v":1,"ts":1795000070000,"seq":4,"kind":"elevator","event":"trapped_passenger","data":{"floor":3,"moving":false,"direction":0,"speed_mps":0,"door_open":false,"in_door_zone":false,"occupied":true}}"#
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]
@@ -331,7 +326,7 @@ mod tests {
         let mut r = rig();
         for t in (0..=120_000).step_by(500) {
             if t == 10_000 {
-                r.car.0.set(standing(4));
+                r.car.set(standing(4));
                 r.zone.set(true);
             }
             if t == 12_000 {
@@ -345,7 +340,7 @@ mod tests {
     #[test]
     fn the_alarm_button_publishes_emergency_call_at_once_and_a_dead_motion_source_raises_tamper() {
         let mut r = rig();
-        r.car.0.set(standing(3));
+        r.car.set(standing(3));
         r.zone.set(true);
         r.step(0);
         r.alarm.set(true);
@@ -354,7 +349,7 @@ mod tests {
             r.step(t);
         }
         assert_eq!(r.events(), [("emergency_call", 1_150)]);
-        r.car.0.set(None);
+        r.car.fail();
         for t in (2_000..=62_000).step_by(1_000) {
             r.step(t);
         }
@@ -392,7 +387,10 @@ mod tests {
                 r.door.set(door);
                 r.zone.set(zone);
                 r.alarm.set(alarm);
-                r.car.0.set(motion.map(|(moving, speed_mps)| Motion { moving, speed_mps, direction: 1, floor: Some(2) }));
+                match motion {
+                    Some((moving, speed_mps)) => r.car.set(Motion { moving, speed_mps, direction: 1, floor: Some(2) }),
+                    None => r.car.fail(),
+                }
                 r.net.down = !up;
                 r.step(t);
                 t += gap;

@@ -26,7 +26,9 @@ use embedded_hal::digital::InputPin;
 
 use super::runtime::{flag, loop_accessors, number, Runtime};
 use super::{Config, Transport};
-use crate::detect::fire_passage::{FirePassage, FirePassageConfig, FirePassageSample};
+use crate::detect::fire_passage::{
+    FirePassage, FirePassageConfig, FirePassageEvent, FirePassageSample,
+};
 use crate::detect::Event;
 use crate::drivers::input::DebouncedInput;
 pub use crate::drivers::Distance;
@@ -136,9 +138,12 @@ impl<'a, D: Distance, P: InputPin> FirePassageNode<'a, D, P> {
             smoke: self.parts.smoke.is_active(),
         };
         let raised = self.detector.step(now_ms, &sample);
-        let events =
-            self.runtime
-                .events::<5>(now_ms, raised.iter().map(Event::name), errors, errors > 0);
+        let events = self.runtime.events::<{ FirePassageEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let width = self.width_cm.map(f32::from);
         let readings = [
@@ -221,11 +226,7 @@ mod tests {
         }
 
         fn events(&self) -> Vec<(&str, u64)> {
-            self.net
-                .events()
-                .iter()
-                .map(|m| (m.event.unwrap(), m.ts - WALL))
-                .collect()
+            self.net.timeline(WALL)
         }
     }
 
@@ -248,6 +249,7 @@ mod tests {
                 r#"{"v":1,"ts":1795000040000,"seq":3,"kind":"fire_passage","event":"passage_blocked","data":{"clear_width_cm":60,"obstructed":true,"fire_door_open":false,"smoke":false}}"#
             ]
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]

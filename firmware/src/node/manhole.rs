@@ -23,7 +23,7 @@ use embedded_hal::i2c::I2c;
 use super::runtime::{flag, loop_accessors, number, volts, Runtime};
 use super::{Config, Transport};
 use crate::detect::manhole::{
-    Manhole, ManholeConfig, ManholeSample, Report, Schedule, ScheduleConfig,
+    Manhole, ManholeConfig, ManholeEvent, ManholeSample, Report, Schedule, ScheduleConfig,
 };
 use crate::detect::Event;
 use crate::drivers::adxl345::{self, Adxl345};
@@ -192,9 +192,12 @@ where
         };
 
         let raised = self.detector.step(now_ms, &sample);
-        let events =
-            self.runtime
-                .events::<5>(now_ms, raised.iter().map(Event::name), errors, errors > 0);
+        let events = self.runtime.events::<{ ManholeEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let readings = [
             number("tilt_deg", sample.tilt_deg, 1),
@@ -341,6 +344,7 @@ mod tests {
                 r#"{"v":1,"ts":1795000012000,"seq":2,"kind":"manhole","event":"cover_displaced","data":{"tilt_deg":14.9,"cover_open":false,"water_cm":50,"gas_ppm":0,"battery_v":3.6}}"#
             ]
         );
+        net.assert_readings_listed(KIND);
         node.release().accel.release().done();
     }
 

@@ -72,9 +72,12 @@
 //! A heartbeat (telemetry with empty `data`) goes out after `heartbeat_ms` without any message.
 //! Queued events are retried every `retry_ms`, and at once when a new event comes.
 
+pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
+pub mod parking;
+pub mod perimeter;
 pub mod runtime;
 pub mod sos;
 #[cfg(test)]
@@ -591,6 +594,12 @@ impl<'a> Node<'a> {
         now_ms.saturating_add(self.wall_offset.unwrap_or(0))
     }
 
+    /// The wall-clock time at monotonic `now_ms` if the node has learnt it, for what must not
+    /// guess (a zone armed by the hour); `None` before the first [`Node::set_wall_clock`] or cmd.
+    pub fn known_wall_ms(&self, now_ms: u64) -> Option<u64> {
+        self.wall_offset.map(|offset| now_ms.saturating_add(offset))
+    }
+
     /// The node's counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -1065,6 +1074,12 @@ mod tests {
         .unwrap();
         // What the gateway's alerts::desk sends: serde_json with its keys in sorted order.
         let sent = serde_json::json!({"v": 1, "ts": 1_795_000_000_999u64, "cmd": "help_coming", "alert_id": "a-7f3e", "by": "王芳"});
+        assert_eq!(node.known_wall_ms(4_000), None);
+        assert_eq!(
+            node.wall_ms(4_000),
+            4_000,
+            "the monotonic time until it knows"
+        );
         net.cmds.push_back(sent.to_string().into_bytes());
         assert_eq!(
             node.poll(5_000, &mut net),
@@ -1075,6 +1090,7 @@ mod tests {
         );
         assert_eq!(node.poll(5_000, &mut net), Ok(None));
         assert_eq!(node.wall_ms(6_000), 1_795_000_001_999);
+        assert_eq!(node.known_wall_ms(6_000), Some(1_795_000_001_999));
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl<'a> Runtime<'a> {
     /// [`TAMPER`] if a sensor has now failed for long enough (see [`Runtime::sensors`]).
     ///
     /// `N` must have room for every event the loop's detectors can raise in one step plus
-    /// [`TAMPER`]; each loop's tests raise them all at once to show it does.
+    /// [`TAMPER`]: each loop spells it as their `Event::ALL` lengths plus one.
     pub fn events<const N: usize>(
         &mut self,
         now_ms: u64,
@@ -336,6 +336,15 @@ pub(crate) fn number(name: &'static str, value: f32, decimals: i32) -> Option<Re
         name,
         value: crate::wire::Value::Number(value),
     })
+}
+
+/// A whole number reading, exactly (a count, a time in ms since the epoch: an `f64` holds every
+/// whole number up to 2^53).
+pub(crate) fn integer(name: &'static str, value: u64) -> Reading<'static> {
+    Reading {
+        name,
+        value: crate::wire::Value::Number(value as f64),
+    }
 }
 
 /// A boolean reading.

@@ -17,8 +17,8 @@ use embedded_hal::digital::{InputPin, OutputPin};
 
 use super::runtime::{loop_accessors, BatteryWatch, Runtime};
 use super::{Command, Config, Transport};
-use crate::detect::battery::BatteryConfig;
-use crate::detect::sos::{Led as LedState, Sos, SosConfig};
+use crate::detect::battery::{BatteryConfig, BatteryEvent};
+use crate::detect::sos::{Led as LedState, Sos, SosConfig, SosEvent};
 use crate::detect::Event;
 use crate::drivers::analog::BatteryMonitor;
 use crate::drivers::output::{Led, LedPattern};
@@ -131,7 +131,11 @@ impl<'a, B: InputPin, L: OutputPin, A: AnalogIn> SosNode<'a, B, L, A> {
             .map(Event::name)
             .chain(low.iter().map(Event::name));
         let failing = button_failed || self.battery.failed();
-        let events = self.runtime.events::<3>(now_ms, raised, errors, failing);
+        let events = self
+            .runtime
+            .events::<{ SosEvent::ALL.len() + BatteryEvent::ALL.len() + 1 }>(
+                now_ms, raised, errors, failing,
+            );
 
         let data: heapless::Vec<Reading<'static>, 1> = self.battery.reading().into_iter().collect();
         let sos = &mut self.sos;
@@ -314,6 +318,7 @@ mod tests {
             r.net.on(Channel::Telemetry)[0].split(",\"mac\"").next(),
             Some(r#"{"v":1,"ts":1795000000000,"seq":1,"kind":"sos","data":{"battery_v":3.61}"#)
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]
