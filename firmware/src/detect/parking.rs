@@ -245,9 +245,11 @@ impl Gate {
             self.blocked_raised = false;
             return None;
         };
-        let blocked = now_ms.saturating_sub(since) >= self.blocked_after_ms;
-        (blocked && !core::mem::replace(&mut self.blocked_raised, true))
-            .then_some(ParkingEvent::FireLaneBlocked)
+        if self.blocked_raised || now_ms.saturating_sub(since) < self.blocked_after_ms {
+            return None;
+        }
+        self.blocked_raised = true;
+        Some(ParkingEvent::FireLaneBlocked)
     }
 
     /// Follows a vehicle over the loops and counts it when it has left them.

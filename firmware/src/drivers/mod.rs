@@ -3,7 +3,7 @@
 //! | module | part | what the node uses it for |
 //! |---|---|---|
 //! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
-//! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
+//! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction; a parking space: the distance to a car |
 //! | [`input`] | any switch or contact | door contact, door-zone sensor, fire-door switch, smoke contact, SOS button, debounced |
 //! | [`analog`] | analog front ends | battery voltage, water level (0.5–4.5 V or 4–20 mA transmitter), gas concentration, plus small filters |
 //! | [`output`] | LED and buzzer | what the resident sees and hears: "sent", "help is coming", beeps |

@@ -9,11 +9,15 @@
 //! |---|---|---|
 //! | [`elevator`] | [`elevator::ElevatorNode`] | eight debounced inputs and a [`elevator::CarMotion`] source |
 //! | [`manhole`] | [`manhole::ManholeNode`] | ADXL345 on I2C, cover contact, water, gas and battery ADC inputs; sleeps between samples |
-//! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`fire_passage::Distance`]), fire-door and smoke inputs |
+//! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`crate::drivers::Distance`]), fire-door and smoke inputs |
 //! | [`sos`] | [`sos::SosNode`] | the button, its LED and the battery |
+//! | [`electrical`] | [`electrical::ElectricalNode`] | residual current and cable temperature (any [`crate::drivers::Measure`]), an [`electrical::LineMeter`] and the arc detector's [`electrical::PulseCounter`] |
+//! | [`parking`] | [`parking::SpaceNode`] and [`parking::GateNode`] | a space: any [`crate::drivers::Distance`] and the battery; the gate: two vehicle loops and the fire lane's presence input |
+//! | [`perimeter`] | [`perimeter::PerimeterNode`] | a zone's contact and infrared beam, armed by the node's wall clock |
 //!
-//! [`runtime`] holds what they share: the event backlog, the sensor-fault watch (`tamper`) and
-//! their counters. The board's main loop owns the clock, the store and the transport.
+//! [`runtime`] holds what they share: the event backlog, the sensor-fault watch (`tamper`),
+//! their counters and the end of every step ([`runtime::Runtime::report`]). The board's main
+//! loop owns the clock, the store and the transport.
 //!
 //! ```
 //! use gridwatch_firmware::hal::NvStore;
