@@ -160,7 +160,14 @@ pub(crate) mod tests {
         assert_listed("electrical", &names::<ElectricalEvent>());
         assert_listed("parking", &names::<ParkingEvent>());
         assert_listed("perimeter", &names::<PerimeterEvent>());
-        for kind in ["elevator", "manhole", "fire_passage", "sos", "parking"] {
+        for kind in [
+            "elevator",
+            "manhole",
+            "fire_passage",
+            "sos",
+            "parking",
+            "electrical",
+        ] {
             assert_listed(kind, &names::<BatteryEvent>());
         }
     }

@@ -7,14 +7,16 @@
 //! | cable temperature | a probe on the hottest cable or terminal (NTC, PT100 with a transmitter), any [`Measure`] in °C | with several probes, a `Measure` that returns the hottest |
 //! | voltage and current | a metering IC (HLW8032 on a UART, BL0942 on SPI, …), or a voltage and a current transformer on two ADC pins: any [`LineMeter`] | |
 //! | fault arcs | the arc-detection module's pulse output, one pulse per fault-arc half-cycle, on a timer's external-count input or a counting interrupt: any [`PulseCounter`] | |
-//! | supply | mains, with a backup cell | or `power_loss` cannot get out |
+//! | backup battery | the cell the node runs on when mains is lost (or `power_loss` could not get out), on an ADC pin behind a divider, as [`BatteryMonitor`] | read every [`ElectricalNodeConfig::battery_every_ms`] |
 //!
 //! Call [`ElectricalNode::step`] every 100 ms: arc faults are counted within one second from
 //! the pulses of whole steps, so a burst is caught only if the steps are short (see
 //! [`crate::detect::electrical`]). A step reads every sensor, runs [`Electrical`], publishes its
 //! events at once with the step's readings, and offers `residual_current_ma`, `cable_temp_c`,
-//! `voltage_v`, `current_a` and `overload` (above the rated current) as telemetry: every 60 s
-//! (the kind's `report_every_secs`), or on a change (30 mA, 2 °C, 10 V, 2 A) at most every 10 s.
+//! `voltage_v`, `current_a`, `overload` (above the rated current) and the backup battery's
+//! `battery_v` as telemetry: every 60 s (the kind's `report_every_secs`), or on a change (30 mA,
+//! 2 °C, 10 V, 2 A, 0.05 V) at most every 10 s. Events: those of [`Electrical`], `low_battery`
+//! (the backup cell) and `tamper`.
 //! A measurement that could not be read is left out of the step and its message (`overload`
 //! with the current); an arc count that could not be read joins the next one.
 //!
@@ -22,14 +24,16 @@
 
 use core::fmt::Debug;
 
-use super::runtime::{flag, loop_accessors, number, Runtime};
+use super::runtime::{flag, loop_accessors, number, BatteryWatch, Runtime};
 use super::{Config, Transport};
+use crate::detect::battery::{BatteryConfig, BatteryEvent};
 use crate::detect::electrical::{
     Electrical, ElectricalEvent, ElectricalSample, ValidElectricalConfig,
 };
 use crate::detect::Event;
+use crate::drivers::analog::BatteryMonitor;
 use crate::drivers::Measure;
-use crate::hal::NvStore;
+use crate::hal::{AnalogIn, NvStore};
 use crate::seq::SeqCounter;
 use crate::wire::{EncodeError, Reading};
 
@@ -39,7 +43,7 @@ pub const KIND: &str = "electrical";
 /// The messaging configuration of an electrical node: telemetry and heartbeat every 60 s, on
 /// change at most every 10 s: the residual current by more than 30 mA (a tenth of the default
 /// alarm setting), a cable by more than 2 °C, the voltage by more than 10 V, the current by more
-/// than 2 A.
+/// than 2 A, the backup battery by more than 0.05 V.
 pub fn config(key: Option<&[u8]>) -> Config<'_> {
     Config {
         key,
@@ -50,6 +54,7 @@ pub fn config(key: Option<&[u8]>) -> Config<'_> {
             ("cable_temp_c", 2.0),
             ("voltage_v", 10.0),
             ("current_a", 2.0),
+            ("battery_v", 0.05),
         ],
         ..Config::new(KIND)
     }
@@ -89,6 +94,10 @@ pub struct ElectricalNodeConfig {
     /// The detector's settings, checked against the standard's ranges
     /// ([`crate::detect::electrical::ElectricalConfig::validate`]).
     pub detector: ValidElectricalConfig,
+    /// The backup battery's low-battery thresholds.
+    pub battery: BatteryConfig,
+    /// How often the backup battery is read, in ms. Default 60 s.
+    pub battery_every_ms: u64,
     /// How long a read must keep failing before `tamper`, in ms. Default 60 s.
     pub fault_after_ms: u64,
 }
@@ -98,13 +107,15 @@ impl Default for ElectricalNodeConfig {
     fn default() -> Self {
         Self {
             detector: ValidElectricalConfig::default(),
+            battery: BatteryConfig::default(),
+            battery_every_ms: 60_000,
             fault_after_ms: 60_000,
         }
     }
 }
 
 /// The parts an electrical node is built from.
-pub struct ElectricalParts<R, T, L, C> {
+pub struct ElectricalParts<R, T, L, C, A> {
     /// The residual current transformer, in mA.
     pub residual: R,
     /// The cable temperature probe, in °C.
@@ -113,13 +124,16 @@ pub struct ElectricalParts<R, T, L, C> {
     pub line: L,
     /// The arc-detection module's pulse counter.
     pub arcs: C,
+    /// The backup battery.
+    pub battery: BatteryMonitor<A>,
 }
 
 /// An electrical fire monitor node: its parts, its detector and its [`Runtime`].
-pub struct ElectricalNode<'a, R, T, L, C> {
-    parts: ElectricalParts<R, T, L, C>,
+pub struct ElectricalNode<'a, R, T, L, C, A> {
+    parts: ElectricalParts<R, T, L, C, A>,
     runtime: Runtime<'a>,
     detector: Electrical,
+    battery: BatteryWatch,
 }
 
 /// A measurement, or NaN (and one more error) if it could not be read.
@@ -130,19 +144,20 @@ fn measured<E>(read: Result<f32, E>, errors: &mut u32) -> f32 {
     })
 }
 
-impl<'a, R, T, L, C> ElectricalNode<'a, R, T, L, C>
+impl<'a, R, T, L, C, A> ElectricalNode<'a, R, T, L, C, A>
 where
     R: Measure,
     T: Measure,
     L: LineMeter,
     C: PulseCounter,
+    A: AnalogIn,
 {
     /// A node over `parts`, numbering with `seq`, started at `now_ms`. `messaging.kind` is set
     /// to [`KIND`]; start from [`config`].
     pub fn new(
         messaging: Config<'a>,
         seq: SeqCounter,
-        parts: ElectricalParts<R, T, L, C>,
+        parts: ElectricalParts<R, T, L, C, A>,
         config: &ElectricalNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
@@ -150,6 +165,7 @@ where
             parts,
             runtime: Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?,
             detector: Electrical::new(&config.detector),
+            battery: BatteryWatch::new(&config.battery, config.battery_every_ms, now_ms),
         })
     }
 
@@ -179,13 +195,21 @@ where
             current_a: line.current_a,
             arc_half_cycles,
         };
+        let sensors_failed = errors > 0;
         let raised = self.detector.step(now_ms, &sample);
-        let events = self.runtime.events::<{ ElectricalEvent::ALL.len() + 1 }>(
-            now_ms,
-            raised.iter().map(Event::name),
-            errors,
-            errors > 0,
-        );
+        let low = self
+            .battery
+            .sample(now_ms, &mut self.parts.battery, &mut errors);
+        let names = raised
+            .iter()
+            .map(Event::name)
+            .chain(low.iter().map(Event::name));
+        let failing = sensors_failed || self.battery.failed();
+        let events = self
+            .runtime
+            .events::<{ ElectricalEvent::ALL.len() + BatteryEvent::ALL.len() + 1 }>(
+                now_ms, names, errors, failing,
+            );
 
         let current = number("current_a", sample.current_a, 2);
         let readings = [
@@ -194,8 +218,9 @@ where
             number("voltage_v", sample.voltage_v, 1),
             current,
             current.map(|_| flag("overload", self.detector.overload())),
+            self.battery.reading(),
         ];
-        let data: heapless::Vec<Reading<'static>, 5> = readings.into_iter().flatten().collect();
+        let data: heapless::Vec<Reading<'static>, 6> = readings.into_iter().flatten().collect();
         self.runtime
             .report(now_ms, &events, &data, transport, store, |_| {});
     }
@@ -203,25 +228,28 @@ where
     loop_accessors!();
 
     /// Gives the parts back.
-    pub fn release(self) -> ElectricalParts<R, T, L, C> {
+    pub fn release(self) -> ElectricalParts<R, T, L, C, A> {
         self.parts
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use core::num::NonZeroU32;
     use std::cell::Cell;
     use std::rc::Rc;
 
     use super::*;
     use crate::detect::electrical::ElectricalConfig;
-    use crate::drivers::analog::{LinearScale, ScaledInput};
+    use crate::drivers::analog::{Divider, LinearScale, ScaledInput};
     use crate::node::testkit::{Adc, FakeNet, Source};
     use crate::node::Channel;
     use crate::seq::tests::MemStore;
     use crate::wire::Value;
 
     const WALL: u64 = 1_795_000_000_000;
+    /// The divider's bottom resistor, equal to the top one.
+    const HALF: NonZeroU32 = NonZeroU32::new(100_000).unwrap();
 
     /// A metering IC whose readings the test sets.
     type Meter = Source<Line>;
@@ -246,10 +274,11 @@ mod tests {
         }
     }
 
-    type Node = ElectricalNode<'static, ScaledInput<Adc>, ScaledInput<Adc>, Meter, Pulses>;
+    type Node = ElectricalNode<'static, ScaledInput<Adc>, ScaledInput<Adc>, Meter, Pulses, Adc>;
 
     struct Rig {
         residual: Adc,
+        battery: Adc,
         meter: Meter,
         pulses: Pulses,
         net: FakeNet,
@@ -257,9 +286,10 @@ mod tests {
         node: Node,
     }
 
-    /// 0.5–4.5 V transmitters: 0–1 000 mA of residual current, 0–200 °C.
+    /// 0.5–4.5 V transmitters: 0–1 000 mA of residual current, 0–200 °C; a 3.7 V backup cell
+    /// behind a 1:1 divider.
     fn rig() -> Rig {
-        let (residual, temp) = (Adc::at(620), Adc::at(1_000));
+        let (residual, temp, battery) = (Adc::at(620), Adc::at(1_000), Adc::at(1_850));
         let meter = Meter::at(Line {
             voltage_v: 221.4,
             current_a: 12.25,
@@ -270,6 +300,7 @@ mod tests {
             cable_temp: ScaledInput::new(temp, LinearScale::transmitter_0v5_4v5(200.0)),
             line: meter.clone(),
             arcs: pulses.clone(),
+            battery: BatteryMonitor::new(battery.clone(), Divider::new(100_000, HALF)),
         };
         let mut store = MemStore::default();
         let seq = SeqCounter::boot(&mut store, 0).unwrap();
@@ -284,6 +315,7 @@ mod tests {
         node.node_mut().set_wall_clock(0, WALL);
         Rig {
             residual,
+            battery,
             meter,
             pulses,
             net: FakeNet::default(),
@@ -309,7 +341,7 @@ mod tests {
         assert_eq!(
             r.net.on(Channel::Telemetry),
             [
-                r#"{"v":1,"ts":1795000000000,"seq":1,"kind":"electrical","data":{"residual_current_ma":30,"cable_temp_c":25,"voltage_v":221.4,"current_a":12.25,"overload":false}}"#
+                r#"{"v":1,"ts":1795000000000,"seq":1,"kind":"electrical","data":{"residual_current_ma":30,"cable_temp_c":25,"voltage_v":221.4,"current_a":12.25,"overload":false,"battery_v":3.7}}"#
             ]
         );
         r.net.assert_readings_listed(KIND);
@@ -329,7 +361,7 @@ mod tests {
         assert_eq!(
             r.net.on(Channel::Event),
             [
-                r#"{"v":1,"ts":1795000001300,"seq":2,"kind":"electrical","event":"arc_fault","data":{"residual_current_ma":30,"cable_temp_c":25,"voltage_v":221.4,"current_a":12.25,"overload":false}}"#
+                r#"{"v":1,"ts":1795000001300,"seq":2,"kind":"electrical","event":"arc_fault","data":{"residual_current_ma":30,"cable_temp_c":25,"voltage_v":221.4,"current_a":12.25,"overload":false,"battery_v":3.7}}"#
             ]
         );
     }
@@ -367,6 +399,20 @@ mod tests {
             Some(Value::Number(30.0))
         );
         assert_eq!(r.node.stats().read_errors, 62);
+    }
+
+    #[test]
+    fn a_backup_battery_that_stays_low_publishes_low_battery() {
+        let mut r = rig();
+        r.battery.set(1_600);
+        for t in (0..=60_000).step_by(1_000) {
+            r.step(t);
+        }
+        assert_eq!(r.events(), [("low_battery", 60_000)]);
+        assert_eq!(
+            r.net.events()[0].reading("battery_v"),
+            Some(Value::Number(3.2))
+        );
     }
 
     #[test]

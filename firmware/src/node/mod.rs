@@ -11,7 +11,7 @@
 //! | [`manhole`] | [`manhole::ManholeNode`] | ADXL345 on I2C, cover contact, water, gas and battery ADC inputs; sleeps between samples |
 //! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`crate::drivers::Distance`]), fire-door and smoke inputs |
 //! | [`sos`] | [`sos::SosNode`] | the button, its LED and the battery |
-//! | [`electrical`] | [`electrical::ElectricalNode`] | residual current and cable temperature (any [`crate::drivers::Measure`]), an [`electrical::LineMeter`] and the arc detector's [`electrical::PulseCounter`] |
+//! | [`electrical`] | [`electrical::ElectricalNode`] | residual current and cable temperature (any [`crate::drivers::Measure`]), an [`electrical::LineMeter`], the arc detector's [`electrical::PulseCounter`] and the backup battery |
 //! | [`parking`] | [`parking::SpaceNode`] and [`parking::GateNode`] | a space: any [`crate::drivers::Distance`] and the battery; the gate: two vehicle loops and the fire lane's presence input |
 //! | [`perimeter`] | [`perimeter::PerimeterNode`] | a zone's contact and infrared beam, armed by the node's wall clock |
 //!
