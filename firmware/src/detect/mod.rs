@@ -13,6 +13,9 @@
 //! | [`manhole`] | a battery node under a manhole cover, with its reporting [`manhole::Schedule`] | `gas_high`, `cover_displaced`, `water_overflow`, `low_battery` |
 //! | [`fire_passage`] | an evacuation passage and its fire door | `smoke_detected`, `passage_blocked`, `fire_door_open_too_long`, `fire_door_held_open` |
 //! | [`sos`] | the one-tap help button of an elderly resident, with its LED | `sos_pressed`, `sos_cancelled` |
+//! | [`electrical`] | electrical fire monitoring (GB 14287) in a distribution box | `arc_fault`, `residual_current_high`, `cable_temp_high`, `overcurrent`, `power_loss` |
+//! | [`parking`] | a parking space ([`parking::Space`]: occupied, since when) and the gate ([`parking::Gate`]: vehicles in and out, the fire lane) | `fire_lane_blocked` |
+//! | [`perimeter`] | one perimeter zone: a fence or door contact and an infrared beam, armed by the hour | `intrusion` |
 //! | [`battery`] | low battery, for any node on a battery | `low_battery` |
 //!
 //! Every default, from each config's `Default` (the field-tested values), with its source.
@@ -47,6 +50,23 @@
 //! | `SosConfig::cancel_window_ms` | 10 s | issue 4 |
 //! | `SosConfig::hold_off_ms` | 30 s | choice: a failing contact must not flood |
 //! | `SosConfig::sent_led_ms` / `help_coming_led_ms` | 10 min / 30 min | choice: the gateway's escalation / on-site times |
+//! | `ElectricalConfig::arc_half_cycles` | 14 fault-arc half-cycles within 1 s (settable 10–14) | GB 14287.4-2014 §5.4: an alarm at 14 or more in 1 s, none at 9 or fewer |
+//! | `ElectricalConfig::arc_rearm_ms` | 60 s without a half-cycle | choice: an arcing connection arcs again every few seconds |
+//! | `ElectricalConfig::residual_current_alarm_ma` / `residual_current_clear_ma` | 300 mA / 240 mA | GB 50116-2013 §9.2.3 (300–500 mA at the distribution box; GB 14287.2 allows 20–1 000 mA) / choice: 80 % |
+//! | `ElectricalConfig::residual_current_hold_ms` | 2 s | choice: a switching spike lasts milliseconds; GB 14287.2 allows up to 30 s |
+//! | `ElectricalConfig::cable_temp_alarm_c` / `cable_temp_clear_c` | 70 °C / 65 °C | the rated conductor temperature of PVC-insulated cable (GB/T 5023); GB 14287.3 allows 55–140 °C |
+//! | `ElectricalConfig::cable_temp_hold_ms` | 5 s | choice: a probe's noise; GB 14287.3 allows up to 40 s |
+//! | `ElectricalConfig::rated_current_a` / `overload_clear_a` | 32 A / 30 A | a common household distribution breaker / choice: about 95 % |
+//! | `ElectricalConfig::overcurrent_after_ms` | 60 s | choice: inrush is over in seconds; a breaker carries 1.13 × rated for an hour (GB/T 10963.1) |
+//! | `ElectricalConfig::power_loss_below_v` / `power_loss_hold_ms` | 110 V (half of 220 V) / 2 s | GB/T 156 nominal voltage / choice, as the lift's power loss |
+//! | `SpaceConfig::occupied_below_cm` / `free_above_cm` | 150 cm / 170 cm | a ceiling sensor 2.2–2.8 m up (JGJ 100-2015: at least 2.2 m clear for small cars): a car's roof or bonnet is 0.7–1.6 m below it; set per site |
+//! | `SpaceConfig::debounce_ms` | 5 s, arriving and leaving | choice: a person walking under the sensor is gone sooner |
+//! | `GateConfig::fire_lane_debounce_ms` | 5 s | choice: a vehicle driving along the lane, a camera's zone output flickering |
+//! | `GateConfig::fire_lane_blocked_after_ms` | 300 s from arrival | choice: a delivery or a drop-off stops for less; Fire Protection Law art. 28 forbids occupying a fire lane |
+//! | `PerimeterConfig::armed` / `utc_offset_min` | 22:00–06:00 local / UTC+8 | the night of GB 3096-2008 (22:00 to 6:00) / China Standard Time |
+//! | `PerimeterConfig::beam_debounce_ms` | 50 ms | GB 10408.4-2000: a beam detector alarms at an interruption over 40 ms; a bird or a leaf is shorter, a running person longer |
+//! | `PerimeterConfig::contact_debounce_ms` | 50 ms | contact bounce (5–20 ms) |
+//! | `PerimeterConfig::hold_off_ms` | 60 s | choice: one alarm per crossing, not one per beam break |
 //! | `BatteryConfig::low_below_v` / `recovered_above_v` | 3.3 V / 3.5 V | gateway `low_battery` |
 //! | `BatteryConfig::hold_ms` | 60 s | choice: longer than a transmission's sag |
 //!
@@ -55,9 +75,12 @@
 //! `event` topic) and telemetry when its schedule says so.
 
 pub mod battery;
+pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
+pub mod parking;
+pub mod perimeter;
 pub mod sos;
 pub mod timing;
 
@@ -80,29 +103,40 @@ fn raise<E: Event, const N: usize>(events: &mut heapless::Vec<E, N>, event: E) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::battery::BatteryEvent;
+    use super::electrical::{ElectricalEvent, ElectricalEvents};
     use super::elevator::{ElevatorEvent, ElevatorEvents};
     use super::fire_passage::{FirePassageEvent, FirePassageEvents};
     use super::manhole::{ManholeEvent, ManholeEvents};
+    use super::parking::ParkingEvent;
+    use super::perimeter::PerimeterEvent;
     use super::sos::SosEvent;
     use super::Event;
 
     /// The catalogue the gateway builds in; the detectors must speak its names.
     const CATALOGUE: &str = include_str!("../../../gateway/kinds.toml");
 
-    /// The event names the catalogue lists for `kind`.
-    fn catalogue_events(kind: &str) -> Vec<&'static str> {
+    /// The names the catalogue lists for `kind` in `list` (`"readings"` or `"events"`).
+    pub(crate) fn catalogue(kind: &str, list: &str) -> Vec<&'static str> {
         let block = CATALOGUE
             .split("[[kinds]]")
             .find(|b| b.lines().any(|l| l == format!("name = \"{kind}\"")))
             .unwrap_or_else(|| panic!("kind {kind} is not in the catalogue"));
-        let events = block.split_once("events = [").map_or("", |(_, rest)| rest);
-        events
+        let entries = block
+            .split_once(&format!("\n{list} = ["))
+            .map_or("", |(_, rest)| rest);
+        entries
             .lines()
+            .take_while(|l| l.trim() != "]")
             .filter_map(|l| l.trim().strip_prefix("{ name = \""))
             .filter_map(|l| l.split('"').next())
             .collect()
+    }
+
+    /// The event names the catalogue lists for `kind`.
+    fn catalogue_events(kind: &str) -> Vec<&'static str> {
+        catalogue(kind, "events")
     }
 
     fn names<E: Event>() -> Vec<&'static str> {
@@ -123,16 +157,30 @@ mod tests {
         assert_listed("manhole", &names::<ManholeEvent>());
         assert_listed("fire_passage", &names::<FirePassageEvent>());
         assert_listed("sos", &names::<SosEvent>());
-        for kind in ["elevator", "manhole", "fire_passage", "sos"] {
+        assert_listed("electrical", &names::<ElectricalEvent>());
+        assert_listed("parking", &names::<ParkingEvent>());
+        assert_listed("perimeter", &names::<PerimeterEvent>());
+        for kind in [
+            "elevator",
+            "manhole",
+            "fire_passage",
+            "sos",
+            "parking",
+            "electrical",
+        ] {
             assert_listed(kind, &names::<BatteryEvent>());
         }
     }
 
     #[test]
-    fn the_catalogue_reader_finds_the_events_it_should() {
+    fn the_catalogue_reader_finds_the_events_and_readings_it_should() {
         assert_eq!(
             catalogue_events("sos"),
             ["sos_pressed", "sos_cancelled", "low_battery", "tamper"]
+        );
+        assert_eq!(
+            catalogue("sos", "readings"),
+            ["battery_v", "last_motion_ts"]
         );
     }
 
@@ -143,6 +191,7 @@ mod tests {
             names::<ManholeEvent>(),
             names::<FirePassageEvent>(),
             names::<SosEvent>(),
+            names::<ElectricalEvent>(),
         ] {
             let len = n.len();
             n.sort_unstable();
@@ -158,6 +207,10 @@ mod tests {
         assert_eq!(
             FirePassageEvents::new().capacity(),
             FirePassageEvent::ALL.len()
+        );
+        assert_eq!(
+            ElectricalEvents::new().capacity(),
+            ElectricalEvent::ALL.len()
         );
     }
 }

@@ -49,6 +49,12 @@ impl Debounce {
     pub fn level(&self) -> bool {
         self.level
     }
+
+    /// When the raw input was first seen differing from the level, if it still does: where a
+    /// change that is being timed began (a car arriving, not the moment it was believed).
+    pub fn differs_since(&self) -> Option<u64> {
+        self.differs_since
+    }
 }
 
 /// Fires once when a condition has held continuously for `dwell_ms`, and re-arms only after the
@@ -307,6 +313,17 @@ mod tests {
             assert_eq!(d.update(raw, t), want, "at {t} ms");
         }
         assert!(!d.level());
+    }
+
+    #[test]
+    fn a_debounce_tells_when_the_change_it_is_timing_began() {
+        let mut d = Debounce::new(false, 100);
+        assert_eq!(d.differs_since(), None);
+        d.update(true, 40);
+        d.update(true, 90);
+        assert_eq!(d.differs_since(), Some(40));
+        d.update(false, 95);
+        assert_eq!(d.differs_since(), None);
     }
 
     #[test]

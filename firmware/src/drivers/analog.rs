@@ -15,6 +15,7 @@
 use core::fmt;
 use core::num::{NonZeroU16, NonZeroU32};
 
+use super::Measure;
 use crate::hal::AnalogIn;
 
 /// A resistor divider between a source (the battery) and the ADC pin.
@@ -206,6 +207,14 @@ impl<A: AnalogIn> ScaledInput<A> {
     /// Gives the ADC input back.
     pub fn release(self) -> A {
         self.adc
+    }
+}
+
+impl<A: AnalogIn> Measure for ScaledInput<A> {
+    type Error = Error<A::Error>;
+
+    fn read(&mut self) -> Result<f32, Self::Error> {
+        ScaledInput::read(self)
     }
 }
 

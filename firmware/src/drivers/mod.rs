@@ -3,10 +3,13 @@
 //! | module | part | what the node uses it for |
 //! |---|---|---|
 //! | [`adxl345`] | ADXL345 accelerometer (I2C) | manhole-cover tilt and knocks: the angle between the cover's resting gravity vector and the current one |
-//! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction |
+//! | [`tfmini`] | TFmini-S LiDAR (UART) | fire-passage clear width: the distance to the nearest obstruction; a parking space: the distance to a car |
 //! | [`input`] | any switch or contact | door contact, door-zone sensor, fire-door switch, smoke contact, SOS button, debounced |
 //! | [`analog`] | analog front ends | battery voltage, water level (0.5–4.5 V or 4–20 mA transmitter), gas concentration, plus small filters |
 //! | [`output`] | LED and buzzer | what the resident sees and hears: "sent", "help is coming", beeps |
+//!
+//! The node loops read distances and single measurements through [`Distance`] and [`Measure`], so
+//! a board can put any part behind them.
 //!
 //! Conventions every driver here keeps:
 //! - A driver is generic over the embedded-hal 1.0 trait it needs (`I2c`, `InputPin`, `OutputPin`),
@@ -42,4 +45,25 @@ impl Polarity {
     pub fn is_active(self, high: bool) -> bool {
         high == (self == Polarity::ActiveHigh)
     }
+}
+
+/// A sensor that measures a distance: a fire passage's clear width, the gap between a parking
+/// space's sensor and whatever is below (or above) it. [`tfmini::Tfmini`] is one.
+pub trait Distance {
+    /// The sensor's error type.
+    type Error: core::fmt::Debug;
+
+    /// The distance in cm, or `None` when the sensor has no reliable return.
+    fn read_cm(&mut self) -> Result<Option<u16>, Self::Error>;
+}
+
+/// A sensor that measures one quantity in its unit: a residual current in mA, a cable's
+/// temperature in °C. [`analog::ScaledInput`] is one; a probe with its own conversion (an NTC's
+/// curve, a bus sensor) implements it in a few lines.
+pub trait Measure {
+    /// The sensor's error type.
+    type Error: core::fmt::Debug;
+
+    /// Takes one reading.
+    fn read(&mut self) -> Result<f32, Self::Error>;
 }

@@ -20,6 +20,8 @@
 use core::fmt;
 use embedded_io::Read;
 
+use super::Distance;
+
 /// The length of one frame in bytes.
 pub const FRAME_LEN: usize = 9;
 /// The byte a frame starts with, twice.
@@ -215,6 +217,14 @@ impl<R: Read> Tfmini<R> {
     /// Gives the UART back.
     pub fn release(self) -> R {
         self.uart
+    }
+}
+
+impl<R: Read> Distance for Tfmini<R> {
+    type Error = Error<R::Error>;
+
+    fn read_cm(&mut self) -> Result<Option<u16>, Self::Error> {
+        Ok(self.read_frame()?.distance_cm())
     }
 }
 

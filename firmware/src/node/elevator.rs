@@ -22,9 +22,9 @@
 
 use embedded_hal::digital::InputPin;
 
-use super::runtime::{flag, number, LoopStats, Runtime, TAMPER};
-use super::{Config, Node, Transport};
-use crate::detect::elevator::{Elevator, ElevatorConfig, ElevatorSample};
+use super::runtime::{flag, loop_accessors, number, Runtime};
+use super::{Config, Transport};
+use crate::detect::elevator::{Elevator, ElevatorConfig, ElevatorEvent, ElevatorSample};
 use crate::detect::Event;
 use crate::drivers::input::DebouncedInput;
 use crate::hal::NvStore;
@@ -127,17 +127,9 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
         config: &ElevatorNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
-        let node = Node::new(
-            Config {
-                kind: KIND,
-                ..messaging
-            },
-            seq,
-            now_ms,
-        )?;
         Ok(Self {
             parts,
-            runtime: Runtime::new(node, config.fault_after_ms),
+            runtime: Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?,
             detector: Elevator::new(&config.detector),
             motion: Motion::default(),
         })
@@ -182,14 +174,13 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
             ebike: p.ebike.is_active(),
             mains_ok: p.mains.is_active(),
         };
-        // Room for every event of the detector plus `tamper`, so no push below can fail.
-        let mut events = heapless::Vec::<&'static str, 10>::new();
-        for event in self.detector.step(now_ms, &sample) {
-            let _ = events.push(event.name());
-        }
-        if self.runtime.sensors(now_ms, errors, errors > 0) {
-            let _ = events.push(TAMPER);
-        }
+        let raised = self.detector.step(now_ms, &sample);
+        let events = self.runtime.events::<{ ElevatorEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let readings = [
             self.motion
@@ -204,26 +195,10 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
         ];
         let data: heapless::Vec<Reading<'static>, 7> = readings.into_iter().flatten().collect();
         self.runtime
-            .publish(now_ms, &events, &data, transport, store);
-        self.runtime.poll(now_ms, transport, |_| {});
-        self.runtime.telemetry(now_ms, &data, transport, store);
-        self.runtime.tick(now_ms, transport, store);
+            .report(now_ms, &events, &data, transport, store, |_| {});
     }
 
-    /// The node, for its counters and clock.
-    pub fn node(&self) -> &Node<'a> {
-        self.runtime.node()
-    }
-
-    /// The node, to announce it after a (re)connect or set its wall clock.
-    pub fn node_mut(&mut self) -> &mut Node<'a> {
-        self.runtime.node_mut()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> LoopStats {
-        self.runtime.stats()
-    }
+    loop_accessors!();
 
     /// Gives the parts back.
     pub fn release(self) -> ElevatorParts<P, M> {
@@ -233,28 +208,24 @@ impl<'a, P: InputPin, M: CarMotion> ElevatorNode<'a, P, M> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-    use std::rc::Rc;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::detect::elevator::ElevatorEvent;
     use crate::drivers::Polarity;
-    use crate::node::testkit::{FakeNet, Pin};
+    use crate::node::runtime::TAMPER;
+    use crate::node::testkit::{FakeNet, Pin, Source};
     use crate::seq::tests::MemStore;
 
     const WALL: u64 = 1_795_000_000_000;
 
-    /// A motion source the test sets; `None` makes reads fail.
-    #[derive(Clone, Default)]
-    struct Car(Rc<Cell<Option<Motion>>>);
+    /// The car's motion as the test sets it.
+    type Car = Source<Motion>;
 
     impl CarMotion for Car {
         type Error = ();
 
         fn read(&mut self, _now_ms: u64) -> Result<Motion, ()> {
-            self.0.get().ok_or(())
+            Source::read(self)
         }
     }
 
@@ -268,27 +239,27 @@ mod tests {
         node: ElevatorNode<'static, Pin, Car>,
     }
 
-    fn moving(floor: i16) -> Option<Motion> {
-        Some(Motion {
+    fn moving(floor: i16) -> Motion {
+        Motion {
             moving: true,
             speed_mps: 1.0,
             direction: 1,
             floor: Some(floor),
-        })
+        }
     }
 
-    fn standing(floor: i16) -> Option<Motion> {
-        Some(Motion {
+    fn standing(floor: i16) -> Motion {
+        Motion {
             floor: Some(floor),
             ..Motion::default()
-        })
+        }
     }
 
     /// A car leaving floor 3 upwards with a passenger, door shut, mains on.
     fn rig() -> Rig {
         let input = |pin: &Pin| DebouncedInput::new(pin.clone(), Polarity::ActiveHigh, 50);
         let (door, zone, alarm) = (Pin::at(false), Pin::at(false), Pin::at(false));
-        let car = Car(Rc::new(Cell::new(moving(3))));
+        let car = Car::at(moving(3));
         let parts = ElevatorParts {
             door: input(&door),
             door_zone: input(&zone),
@@ -322,11 +293,7 @@ mod tests {
         }
 
         fn events(&self) -> Vec<(&str, u64)> {
-            self.net
-                .events()
-                .iter()
-                .map(|m| (m.event.unwrap(), m.ts - WALL))
-                .collect()
+            self.net.timeline(WALL)
         }
     }
 
@@ -335,7 +302,7 @@ mod tests {
         let mut r = rig();
         for t in (0..=80_000).step_by(500) {
             if t == 10_000 {
-                r.car.0.set(standing(3));
+                r.car.set(standing(3));
             }
             r.step(t);
         }
@@ -351,6 +318,7 @@ mod tests {
             trapped,
             r#"{"v":1,"ts":1795000070000,"seq":4,"kind":"elevator","event":"trapped_passenger","data":{"floor":3,"moving":false,"direction":0,"speed_mps":0,"door_open":false,"in_door_zone":false,"occupied":true}}"#
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]
@@ -358,7 +326,7 @@ mod tests {
         let mut r = rig();
         for t in (0..=120_000).step_by(500) {
             if t == 10_000 {
-                r.car.0.set(standing(4));
+                r.car.set(standing(4));
                 r.zone.set(true);
             }
             if t == 12_000 {
@@ -372,7 +340,7 @@ mod tests {
     #[test]
     fn the_alarm_button_publishes_emergency_call_at_once_and_a_dead_motion_source_raises_tamper() {
         let mut r = rig();
-        r.car.0.set(standing(3));
+        r.car.set(standing(3));
         r.zone.set(true);
         r.step(0);
         r.alarm.set(true);
@@ -381,7 +349,7 @@ mod tests {
             r.step(t);
         }
         assert_eq!(r.events(), [("emergency_call", 1_150)]);
-        r.car.0.set(None);
+        r.car.fail();
         for t in (2_000..=62_000).step_by(1_000) {
             r.step(t);
         }
@@ -419,7 +387,10 @@ mod tests {
                 r.door.set(door);
                 r.zone.set(zone);
                 r.alarm.set(alarm);
-                r.car.0.set(motion.map(|(moving, speed_mps)| Motion { moving, speed_mps, direction: 1, floor: Some(2) }));
+                match motion {
+                    Some((moving, speed_mps)) => r.car.set(Motion { moving, speed_mps, direction: 1, floor: Some(2) }),
+                    None => r.car.fail(),
+                }
                 r.net.down = !up;
                 r.step(t);
                 t += gap;

@@ -18,15 +18,20 @@
 //! The TFmini streams 100 frames a second and [`Tfmini::read_frame`] returns the oldest one
 //! the UART buffered: on a board that steps slower than that, lower the sensor's frame rate
 //! (its `0x5A 0x06 0x03` command) to the step rate so the width read is a fresh one.
+//!
+//! [`Tfmini`]: crate::drivers::tfmini::Tfmini
+//! [`Tfmini::read_frame`]: crate::drivers::tfmini::Tfmini::read_frame
 
 use embedded_hal::digital::InputPin;
 
-use super::runtime::{flag, number, LoopStats, Runtime, TAMPER};
-use super::{Config, Node, Transport};
-use crate::detect::fire_passage::{FirePassage, FirePassageConfig, FirePassageSample};
+use super::runtime::{flag, loop_accessors, number, Runtime};
+use super::{Config, Transport};
+use crate::detect::fire_passage::{
+    FirePassage, FirePassageConfig, FirePassageEvent, FirePassageSample,
+};
 use crate::detect::Event;
 use crate::drivers::input::DebouncedInput;
-use crate::drivers::tfmini::{self, Tfmini};
+pub use crate::drivers::Distance;
 use crate::hal::NvStore;
 use crate::seq::SeqCounter;
 use crate::wire::{EncodeError, Reading};
@@ -43,23 +48,6 @@ pub fn config(key: Option<&[u8]>) -> Config<'_> {
         heartbeat_ms: 60_000,
         deadbands: &[("clear_width_cm", 10.0)],
         ..Config::new(KIND)
-    }
-}
-
-/// A sensor that measures a distance: the clear width of the passage.
-pub trait Distance {
-    /// The sensor's error type.
-    type Error: core::fmt::Debug;
-
-    /// The distance in cm, or `None` when the sensor has no reliable return.
-    fn read_cm(&mut self) -> Result<Option<u16>, Self::Error>;
-}
-
-impl<R: embedded_io::Read> Distance for Tfmini<R> {
-    type Error = tfmini::Error<R::Error>;
-
-    fn read_cm(&mut self) -> Result<Option<u16>, Self::Error> {
-        Ok(self.read_frame()?.distance_cm())
     }
 }
 
@@ -111,17 +99,9 @@ impl<'a, D: Distance, P: InputPin> FirePassageNode<'a, D, P> {
         config: &FirePassageNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
-        let node = Node::new(
-            Config {
-                kind: KIND,
-                ..messaging
-            },
-            seq,
-            now_ms,
-        )?;
         Ok(Self {
             parts,
-            runtime: Runtime::new(node, config.fault_after_ms),
+            runtime: Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?,
             detector: FirePassage::new(&config.detector),
             min_clear_width_cm: config.detector.min_clear_width_cm,
             width_cm: None,
@@ -157,14 +137,13 @@ impl<'a, D: Distance, P: InputPin> FirePassageNode<'a, D, P> {
             fire_door_open: self.parts.door.is_active(),
             smoke: self.parts.smoke.is_active(),
         };
-        // Room for every event of the detector plus `tamper`, so no push below can fail.
-        let mut events = heapless::Vec::<&'static str, 5>::new();
-        for event in self.detector.step(now_ms, &sample) {
-            let _ = events.push(event.name());
-        }
-        if self.runtime.sensors(now_ms, errors, errors > 0) {
-            let _ = events.push(TAMPER);
-        }
+        let raised = self.detector.step(now_ms, &sample);
+        let events = self.runtime.events::<{ FirePassageEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let width = self.width_cm.map(f32::from);
         let readings = [
@@ -175,26 +154,10 @@ impl<'a, D: Distance, P: InputPin> FirePassageNode<'a, D, P> {
         ];
         let data: heapless::Vec<Reading<'static>, 4> = readings.into_iter().flatten().collect();
         self.runtime
-            .publish(now_ms, &events, &data, transport, store);
-        self.runtime.poll(now_ms, transport, |_| {});
-        self.runtime.telemetry(now_ms, &data, transport, store);
-        self.runtime.tick(now_ms, transport, store);
+            .report(now_ms, &events, &data, transport, store, |_| {});
     }
 
-    /// The node, for its counters and clock.
-    pub fn node(&self) -> &Node<'a> {
-        self.runtime.node()
-    }
-
-    /// The node, to announce it after a (re)connect or set its wall clock.
-    pub fn node_mut(&mut self) -> &mut Node<'a> {
-        self.runtime.node_mut()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> LoopStats {
-        self.runtime.stats()
-    }
+    loop_accessors!();
 
     /// Gives the parts back.
     pub fn release(self) -> FirePassageParts<D, P> {
@@ -205,7 +168,7 @@ impl<'a, D: Distance, P: InputPin> FirePassageNode<'a, D, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drivers::tfmini::Frame;
+    use crate::drivers::tfmini::{Frame, Tfmini};
     use crate::drivers::Polarity;
     use crate::node::testkit::{FakeNet, Pin, Uart};
     use crate::node::Channel;
@@ -263,11 +226,7 @@ mod tests {
         }
 
         fn events(&self) -> Vec<(&str, u64)> {
-            self.net
-                .events()
-                .iter()
-                .map(|m| (m.event.unwrap(), m.ts - WALL))
-                .collect()
+            self.net.timeline(WALL)
         }
     }
 
@@ -290,6 +249,7 @@ mod tests {
                 r#"{"v":1,"ts":1795000040000,"seq":3,"kind":"fire_passage","event":"passage_blocked","data":{"clear_width_cm":60,"obstructed":true,"fire_door_open":false,"smoke":false}}"#
             ]
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]

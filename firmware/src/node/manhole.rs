@@ -20,10 +20,10 @@
 use embedded_hal::digital::InputPin;
 use embedded_hal::i2c::I2c;
 
-use super::runtime::{flag, number, volts, LoopStats, Runtime, TAMPER};
-use super::{Config, Node, Transport};
+use super::runtime::{flag, loop_accessors, number, volts, Runtime};
+use super::{Config, Transport};
 use crate::detect::manhole::{
-    Manhole, ManholeConfig, ManholeSample, Report, Schedule, ScheduleConfig,
+    Manhole, ManholeConfig, ManholeEvent, ManholeSample, Report, Schedule, ScheduleConfig,
 };
 use crate::detect::Event;
 use crate::drivers::adxl345::{self, Adxl345};
@@ -130,17 +130,9 @@ where
         config: &ManholeNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
-        let node = Node::new(
-            Config {
-                kind: KIND,
-                ..messaging
-            },
-            seq,
-            now_ms,
-        )?;
         Ok(Self {
             parts,
-            runtime: Runtime::new(node, config.fault_after_ms),
+            runtime: Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?,
             detector: Manhole::new(&config.detector),
             schedule: Schedule::new(&config.schedule, now_ms),
             accel_config: config.accel,
@@ -199,14 +191,13 @@ where
             battery_v,
         };
 
-        // Room for every event of the detector plus `tamper`, so no push below can fail.
-        let mut events = heapless::Vec::<&'static str, 5>::new();
-        for event in self.detector.step(now_ms, &sample) {
-            let _ = events.push(event.name());
-        }
-        if self.runtime.sensors(now_ms, errors, errors > 0) {
-            let _ = events.push(TAMPER);
-        }
+        let raised = self.detector.step(now_ms, &sample);
+        let events = self.runtime.events::<{ ManholeEvent::ALL.len() + 1 }>(
+            now_ms,
+            raised.iter().map(Event::name),
+            errors,
+            errors > 0,
+        );
 
         let readings = [
             number("tilt_deg", sample.tilt_deg, 1),
@@ -254,20 +245,7 @@ where
         }
     }
 
-    /// The node, for its counters and clock.
-    pub fn node(&self) -> &Node<'a> {
-        self.runtime.node()
-    }
-
-    /// The node, to announce it after a (re)connect or set its wall clock.
-    pub fn node_mut(&mut self) -> &mut Node<'a> {
-        self.runtime.node_mut()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> LoopStats {
-        self.runtime.stats()
-    }
+    loop_accessors!();
 
     /// Gives the parts back.
     pub fn release(self) -> ManholeParts<I2C, P, W, G, A> {
@@ -366,6 +344,7 @@ mod tests {
                 r#"{"v":1,"ts":1795000012000,"seq":2,"kind":"manhole","event":"cover_displaced","data":{"tilt_deg":14.9,"cover_open":false,"water_cm":50,"gas_ppm":0,"battery_v":3.6}}"#
             ]
         );
+        net.assert_readings_listed(KIND);
         node.release().accel.release().done();
     }
 

@@ -9,11 +9,15 @@
 //! |---|---|---|
 //! | [`elevator`] | [`elevator::ElevatorNode`] | eight debounced inputs and a [`elevator::CarMotion`] source |
 //! | [`manhole`] | [`manhole::ManholeNode`] | ADXL345 on I2C, cover contact, water, gas and battery ADC inputs; sleeps between samples |
-//! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`fire_passage::Distance`]), fire-door and smoke inputs |
+//! | [`fire_passage`] | [`fire_passage::FirePassageNode`] | TFmini-S on a UART (or any [`crate::drivers::Distance`]), fire-door and smoke inputs |
 //! | [`sos`] | [`sos::SosNode`] | the button, its LED and the battery |
+//! | [`electrical`] | [`electrical::ElectricalNode`] | residual current and cable temperature (any [`crate::drivers::Measure`]), an [`electrical::LineMeter`], the arc detector's [`electrical::PulseCounter`] and the backup battery |
+//! | [`parking`] | [`parking::SpaceNode`] and [`parking::GateNode`] | a space: any [`crate::drivers::Distance`] and the battery; the gate: two vehicle loops and the fire lane's presence input |
+//! | [`perimeter`] | [`perimeter::PerimeterNode`] | a zone's contact and infrared beam, armed by the node's wall clock |
 //!
-//! [`runtime`] holds what they share: the event backlog, the sensor-fault watch (`tamper`) and
-//! their counters. The board's main loop owns the clock, the store and the transport.
+//! [`runtime`] holds what they share: the event backlog, the sensor-fault watch (`tamper`),
+//! their counters and the end of every step ([`runtime::Runtime::report`]). The board's main
+//! loop owns the clock, the store and the transport.
 //!
 //! ```
 //! use gridwatch_firmware::hal::NvStore;
@@ -72,9 +76,12 @@
 //! A heartbeat (telemetry with empty `data`) goes out after `heartbeat_ms` without any message.
 //! Queued events are retried every `retry_ms`, and at once when a new event comes.
 
+pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
+pub mod parking;
+pub mod perimeter;
 pub mod runtime;
 pub mod sos;
 #[cfg(test)]
@@ -591,6 +598,12 @@ impl<'a> Node<'a> {
         now_ms.saturating_add(self.wall_offset.unwrap_or(0))
     }
 
+    /// The wall-clock time at monotonic `now_ms` if the node has learnt it, for what must not
+    /// guess (a zone armed by the hour); `None` before the first [`Node::set_wall_clock`] or cmd.
+    pub fn known_wall_ms(&self, now_ms: u64) -> Option<u64> {
+        self.wall_offset.map(|offset| now_ms.saturating_add(offset))
+    }
+
     /// The node's counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -1065,6 +1078,12 @@ mod tests {
         .unwrap();
         // What the gateway's alerts::desk sends: serde_json with its keys in sorted order.
         let sent = serde_json::json!({"v": 1, "ts": 1_795_000_000_999u64, "cmd": "help_coming", "alert_id": "a-7f3e", "by": "王芳"});
+        assert_eq!(node.known_wall_ms(4_000), None);
+        assert_eq!(
+            node.wall_ms(4_000),
+            4_000,
+            "the monotonic time until it knows"
+        );
         net.cmds.push_back(sent.to_string().into_bytes());
         assert_eq!(
             node.poll(5_000, &mut net),
@@ -1075,6 +1094,7 @@ mod tests {
         );
         assert_eq!(node.poll(5_000, &mut net), Ok(None));
         assert_eq!(node.wall_ms(6_000), 1_795_000_001_999);
+        assert_eq!(node.known_wall_ms(6_000), Some(1_795_000_001_999));
     }
 
     #[test]

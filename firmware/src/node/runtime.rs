@@ -13,13 +13,21 @@
 //!   and of the telemetry. When some sensor has failed at every read for `fault_after_ms`,
 //!   the loop raises `tamper` once (a sensor cut off or taken away looks just
 //!   like that); a step where every sensor read well re-arms it.
+//!
+//! A kind's step reads its sensors, runs its detectors, collects the event names with
+//! [`Runtime::events`] and ends with [`Runtime::report`]: events out first, then the downlink,
+//! telemetry, retries and heartbeats. `loop_accessors!` gives every loop the same `node`,
+//! `node_mut` and `stats`, and `BatteryWatch` is the battery read every battery node shares.
 
 use heapless::Deque;
 
-use super::{Command, Node, NodeError, PollError, Telemetry, Transport};
+use super::{Command, Config, Node, NodeError, PollError, Telemetry, Transport};
+use crate::detect::battery::{Battery, BatteryConfig, BatteryEvent};
 use crate::detect::timing::Dwell;
-use crate::hal::NvStore;
-use crate::wire::Reading;
+use crate::drivers::analog::BatteryMonitor;
+use crate::hal::{AnalogIn, NvStore};
+use crate::seq::SeqCounter;
+use crate::wire::{EncodeError, Reading};
 
 /// The event a loop raises when a sensor stays unreadable, as the kind catalogue spells it.
 pub const TAMPER: &str = "tamper";
@@ -49,6 +57,7 @@ pub struct Runtime<'a> {
     backlog: Deque<&'static str, BACKLOG>,
     failing: Dwell,
     stats: LoopStats,
+    bare_events: bool,
 }
 
 fn bump(counter: &mut u32) {
@@ -63,7 +72,28 @@ impl<'a> Runtime<'a> {
             backlog: Deque::new(),
             failing: Dwell::new(fault_after_ms),
             stats: LoopStats::default(),
+            bare_events: false,
         }
+    }
+
+    /// The runtime of a new node of `kind`: `messaging` with its kind set to `kind`, numbering
+    /// with `seq`, started at `now_ms`; a sensor failing for `fault_after_ms` raises [`TAMPER`].
+    pub fn start(
+        kind: &'static str,
+        messaging: Config<'a>,
+        seq: SeqCounter,
+        now_ms: u64,
+        fault_after_ms: u64,
+    ) -> Result<Self, EncodeError> {
+        let node = Node::new(Config { kind, ..messaging }, seq, now_ms)?;
+        Ok(Self::new(node, fault_after_ms))
+    }
+
+    /// Sends events without the step's readings, the smallest payload there is (the SOS
+    /// button's calls must not wait for a byte more than they need).
+    pub fn bare_events(mut self) -> Self {
+        self.bare_events = true;
+        self
     }
 
     /// The node, for its counters and clock.
@@ -94,9 +124,52 @@ impl<'a> Runtime<'a> {
         self.failing.update(failing, now_ms)
     }
 
+    /// The names of a step's events: the detectors' `raised`, most urgent first, then
+    /// [`TAMPER`] if a sensor has now failed for long enough (see [`Runtime::sensors`]).
+    ///
+    /// `N` must have room for every event the loop's detectors can raise in one step plus
+    /// [`TAMPER`]: each loop spells it as their `Event::ALL` lengths plus one.
+    pub fn events<const N: usize>(
+        &mut self,
+        now_ms: u64,
+        raised: impl IntoIterator<Item = &'static str>,
+        errors: u32,
+        failing: bool,
+    ) -> heapless::Vec<&'static str, N> {
+        let tamper = self.sensors(now_ms, errors, failing).then_some(TAMPER);
+        let mut events = heapless::Vec::new();
+        for name in raised.into_iter().chain(tamper) {
+            let pushed = events.push(name);
+            debug_assert!(pushed.is_ok(), "{name} does not fit the step's events");
+        }
+        events
+    }
+
     /// Records a failed output write.
     pub fn output_failed(&mut self) {
         bump(&mut self.stats.output_errors);
+    }
+
+    /// The end of a step: [`Runtime::publish`]es `events` with `data` (or bare, see
+    /// [`Runtime::bare_events`]), reads the downlink into `on_cmd` (a cmd's `ts` sets the clock
+    /// even where the kind has no command to act on), offers `data` as telemetry if it holds any
+    /// reading, and [`Runtime::tick`]s.
+    pub fn report<T: Transport, S: NvStore>(
+        &mut self,
+        now_ms: u64,
+        events: &[&'static str],
+        data: &[Reading<'a>],
+        transport: &mut T,
+        store: &mut S,
+        on_cmd: impl FnMut(Command<'_>),
+    ) {
+        let event_data = if self.bare_events { &[] } else { data };
+        self.publish(now_ms, events, event_data, transport, store);
+        self.poll(now_ms, transport, on_cmd);
+        if !data.is_empty() {
+            self.telemetry(now_ms, data, transport, store);
+        }
+        self.tick(now_ms, transport, store);
     }
 
     /// Offers the backlog and then `events` to the node, in order, each with `data`; returns how
@@ -174,6 +247,86 @@ impl<'a> Runtime<'a> {
     }
 }
 
+/// The accessors every kind's loop has, over its `runtime` field: `node`, `node_mut` and
+/// `stats`. Expand it inside the loop's `impl<'a, …>` block.
+macro_rules! loop_accessors {
+    () => {
+        /// The node, for its counters and clock.
+        pub fn node(&self) -> &$crate::node::Node<'a> {
+            self.runtime.node()
+        }
+
+        /// The node, to announce it after a (re)connect or set its wall clock.
+        pub fn node_mut(&mut self) -> &mut $crate::node::Node<'a> {
+            self.runtime.node_mut()
+        }
+
+        /// The loop's counters.
+        pub fn stats(&self) -> $crate::node::runtime::LoopStats {
+            self.runtime.stats()
+        }
+    };
+}
+pub(crate) use loop_accessors;
+
+/// A battery read every so often through its divider, with the low-battery detector over it.
+pub(crate) struct BatteryWatch {
+    low: Battery,
+    every_ms: u64,
+    next_ms: u64,
+    mv: Option<u32>,
+    failed: bool,
+}
+
+impl BatteryWatch {
+    /// A watch with the given thresholds that reads every `every_ms`, first at `now_ms`.
+    pub(crate) fn new(config: &BatteryConfig, every_ms: u64, now_ms: u64) -> Self {
+        Self {
+            low: Battery::new(config),
+            every_ms,
+            next_ms: now_ms,
+            mv: None,
+            failed: false,
+        }
+    }
+
+    /// Reads `monitor` if a read is due at `now_ms`; returns `low_battery` when it is raised.
+    /// A failed read adds one to `errors`.
+    pub(crate) fn sample<A: AnalogIn>(
+        &mut self,
+        now_ms: u64,
+        monitor: &mut BatteryMonitor<A>,
+        errors: &mut u32,
+    ) -> Option<BatteryEvent> {
+        if now_ms < self.next_ms {
+            return None;
+        }
+        self.next_ms = now_ms.saturating_add(self.every_ms);
+        match monitor.read_mv() {
+            Ok(mv) => {
+                self.failed = false;
+                self.mv = Some(mv);
+                self.low.step(now_ms, mv as f32 / 1000.0)
+            }
+            Err(_) => {
+                *errors += 1;
+                self.failed = true;
+                None
+            }
+        }
+    }
+
+    /// Whether the last read failed: the battery counts as failing until its next good read.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The last voltage read, as the `battery_v` reading.
+    pub(crate) fn reading(&self) -> Option<Reading<'static>> {
+        self.mv.map(|mv| volts("battery_v", mv))
+    }
+}
+
 /// A number reading rounded to `decimals` places, or nothing for a value that is not finite
 /// (a sensor that could not be read).
 pub(crate) fn number(name: &'static str, value: f32, decimals: i32) -> Option<Reading<'static>> {
@@ -183,6 +336,15 @@ pub(crate) fn number(name: &'static str, value: f32, decimals: i32) -> Option<Re
         name,
         value: crate::wire::Value::Number(value),
     })
+}
+
+/// A whole number reading, exactly (a count, a time in ms since the epoch: an `f64` holds every
+/// whole number up to 2^53).
+pub(crate) fn integer(name: &'static str, value: u64) -> Reading<'static> {
+    Reading {
+        name,
+        value: crate::wire::Value::Number(value as f64),
+    }
 }
 
 /// A boolean reading.
@@ -280,6 +442,52 @@ mod tests {
         rt.poll(0, &mut net, |cmd| seen.push(format!("{cmd:?}")));
         assert_eq!(seen, [r#"HelpComing { alert_id: "a1", by: None }"#]);
         assert_eq!(rt.stats().bad_cmds, 1);
+    }
+
+    #[test]
+    fn a_step_reports_its_events_with_the_readings_then_the_telemetry() {
+        let (mut net, mut store) = (FakeNet::default(), MemStore::default());
+        let mut rt = runtime(&mut store);
+        let data = [flag("smoke", true)];
+        let events = rt.events::<2>(0, ["smoke_detected"], 0, false);
+        rt.report(0, &events, &data, &mut net, &mut store, |_| {});
+        assert_eq!(
+            net.sent.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>(),
+            [
+                r#"{"v":1,"ts":0,"seq":1,"kind":"sos","event":"smoke_detected","data":{"smoke":true}}"#,
+                r#"{"v":1,"ts":0,"seq":2,"kind":"sos","data":{"smoke":true}}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_events_carry_no_readings_and_no_readings_send_no_telemetry() {
+        let (mut net, mut store) = (FakeNet::default(), MemStore::default());
+        let mut rt = runtime(&mut store).bare_events();
+        rt.report(
+            0,
+            &["sos_pressed"],
+            &[flag("x", true)],
+            &mut net,
+            &mut store,
+            |_| {},
+        );
+        rt.report(20_000, &["sos_pressed"], &[], &mut net, &mut store, |_| {});
+        assert_eq!(
+            net.sent.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>(),
+            [
+                r#"{"v":1,"ts":0,"seq":1,"kind":"sos","event":"sos_pressed","data":{}}"#,
+                r#"{"v":1,"ts":0,"seq":2,"kind":"sos","data":{"x":true}}"#,
+                r#"{"v":1,"ts":20000,"seq":3,"kind":"sos","event":"sos_pressed","data":{}}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn tamper_comes_after_the_detectors_events() {
+        let mut rt = runtime(&mut MemStore::default());
+        assert!(rt.events::<2>(0, ["a"], 1, true).len() == 1);
+        assert_eq!(rt.events::<2>(10_000, ["a"], 1, true), ["a", TAMPER]);
     }
 
     #[test]

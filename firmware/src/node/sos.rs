@@ -10,15 +10,15 @@
 //! interrupt that wakes the loop works as well). A step: reads the button and runs [`Sos`];
 //! reads the battery when due; publishes `sos_pressed` / `sos_cancelled` at once (with empty
 //! `data`, the smallest payload), `low_battery` and `tamper` when raised; reads the downlink
-//! (`help_coming` switches the LED to help-is-coming); drives the LED; offers `battery_v` as
-//! telemetry (every 10 minutes, or on a change of more than 0.05 V); retries and heartbeats.
+//! (`help_coming` switches the LED to help-is-coming); offers `battery_v` as telemetry (every
+//! 10 minutes, or on a change of more than 0.05 V); retries and heartbeats; drives the LED.
 
 use embedded_hal::digital::{InputPin, OutputPin};
 
-use super::runtime::{volts, LoopStats, Runtime, TAMPER};
-use super::{Command, Config, Node, Transport};
-use crate::detect::battery::{Battery, BatteryConfig};
-use crate::detect::sos::{Led as LedState, Sos, SosConfig};
+use super::runtime::{loop_accessors, BatteryWatch, Runtime};
+use super::{Command, Config, Transport};
+use crate::detect::battery::{BatteryConfig, BatteryEvent};
+use crate::detect::sos::{Led as LedState, Sos, SosConfig, SosEvent};
 use crate::detect::Event;
 use crate::drivers::analog::BatteryMonitor;
 use crate::drivers::output::{Led, LedPattern};
@@ -84,12 +84,8 @@ pub struct SosNode<'a, B, L, A> {
     parts: SosParts<B, L, A>,
     runtime: Runtime<'a>,
     sos: Sos,
-    low_battery: Battery,
-    battery_every_ms: u64,
-    next_battery_ms: u64,
+    battery: BatteryWatch,
     pressed: bool,
-    battery_mv: Option<u32>,
-    battery_failed: bool,
 }
 
 impl<'a, B: InputPin, L: OutputPin, A: AnalogIn> SosNode<'a, B, L, A> {
@@ -102,24 +98,14 @@ impl<'a, B: InputPin, L: OutputPin, A: AnalogIn> SosNode<'a, B, L, A> {
         config: &SosNodeConfig,
         now_ms: u64,
     ) -> Result<Self, EncodeError> {
-        let node = Node::new(
-            Config {
-                kind: KIND,
-                ..messaging
-            },
-            seq,
-            now_ms,
-        )?;
+        let runtime = Runtime::start(KIND, messaging, seq, now_ms, config.fault_after_ms)?;
         Ok(Self {
             parts,
-            runtime: Runtime::new(node, config.fault_after_ms),
+            // The button's events carry no readings: the smallest payload goes out first.
+            runtime: runtime.bare_events(),
             sos: Sos::new(&config.sos),
-            low_battery: Battery::new(&config.battery),
-            battery_every_ms: config.battery_every_ms,
-            next_battery_ms: now_ms,
+            battery: BatteryWatch::new(&config.battery, config.battery_every_ms, now_ms),
             pressed: false,
-            battery_mv: None,
-            battery_failed: false,
         })
     }
 
@@ -136,54 +122,32 @@ impl<'a, B: InputPin, L: OutputPin, A: AnalogIn> SosNode<'a, B, L, A> {
             Err(_) => errors += 1,
         }
         let button_failed = errors > 0;
-        // Room for every event of the detector plus `tamper`, so no push below can fail.
-        let mut events = heapless::Vec::<&'static str, 3>::new();
-        if let Some(event) = self.sos.step(now_ms, self.pressed) {
-            let _ = events.push(event.name());
-        }
-        if now_ms >= self.next_battery_ms {
-            self.next_battery_ms = now_ms.saturating_add(self.battery_every_ms);
-            match self.parts.battery.read_mv() {
-                Ok(mv) => {
-                    self.battery_failed = false;
-                    self.battery_mv = Some(mv);
-                    if let Some(low) = self.low_battery.step(now_ms, mv as f32 / 1000.0) {
-                        let _ = events.push(low.name());
-                    }
-                }
-                Err(_) => {
-                    errors += 1;
-                    self.battery_failed = true;
-                }
-            }
-        }
-        if self
+        let call = self.sos.step(now_ms, self.pressed);
+        let low = self
+            .battery
+            .sample(now_ms, &mut self.parts.battery, &mut errors);
+        let raised = call
+            .iter()
+            .map(Event::name)
+            .chain(low.iter().map(Event::name));
+        let failing = button_failed || self.battery.failed();
+        let events = self
             .runtime
-            .sensors(now_ms, errors, button_failed || self.battery_failed)
-        {
-            let _ = events.push(TAMPER);
-        }
-        // The button's events carry no readings: the smallest payload goes out first.
-        self.runtime.publish(now_ms, &events, &[], transport, store);
+            .events::<{ SosEvent::ALL.len() + BatteryEvent::ALL.len() + 1 }>(
+                now_ms, raised, errors, failing,
+            );
 
+        let data: heapless::Vec<Reading<'static>, 1> = self.battery.reading().into_iter().collect();
         let sos = &mut self.sos;
-        self.runtime.poll(now_ms, transport, |cmd| {
-            if let Command::HelpComing { .. } = cmd {
-                sos.help_coming(now_ms);
-            }
-        });
+        self.runtime
+            .report(now_ms, &events, &data, transport, store, |cmd| {
+                if let Command::HelpComing { .. } = cmd {
+                    sos.help_coming(now_ms);
+                }
+            });
         if self.parts.led.set(self.led_pattern(), now_ms).is_err() {
             self.runtime.output_failed();
         }
-
-        let mut data = heapless::Vec::<Reading<'static>, 1>::new();
-        if let Some(mv) = self.battery_mv {
-            let _ = data.push(volts("battery_v", mv));
-        }
-        if !data.is_empty() {
-            self.runtime.telemetry(now_ms, &data, transport, store);
-        }
-        self.runtime.tick(now_ms, transport, store);
     }
 
     /// The pattern the LED shows for the call's state.
@@ -195,20 +159,7 @@ impl<'a, B: InputPin, L: OutputPin, A: AnalogIn> SosNode<'a, B, L, A> {
         }
     }
 
-    /// The node, for its counters and clock.
-    pub fn node(&self) -> &Node<'a> {
-        self.runtime.node()
-    }
-
-    /// The node, to announce it after a (re)connect or set its wall clock.
-    pub fn node_mut(&mut self) -> &mut Node<'a> {
-        self.runtime.node_mut()
-    }
-
-    /// The loop's counters.
-    pub fn stats(&self) -> LoopStats {
-        self.runtime.stats()
-    }
+    loop_accessors!();
 
     /// Gives the parts back.
     pub fn release(self) -> SosParts<B, L, A> {
@@ -367,6 +318,7 @@ mod tests {
             r.net.on(Channel::Telemetry)[0].split(",\"mac\"").next(),
             Some(r#"{"v":1,"ts":1795000000000,"seq":1,"kind":"sos","data":{"battery_v":3.61}"#)
         );
+        r.net.assert_readings_listed(KIND);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Fakes for the node loops' tests: a transport that records what it accepted, and pins, ADC
-//! inputs and a UART whose levels and bytes a test sets while the loop runs.
+//! inputs, a UART and sources whose levels, bytes and readings a test sets while the loop runs.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -8,6 +8,7 @@ use std::rc::Rc;
 use embedded_hal::digital::{self, ErrorKind};
 
 use super::{Channel, Transport};
+use crate::drivers::Distance;
 use crate::hal::AnalogIn;
 use crate::wire::{self, Message};
 
@@ -59,6 +60,33 @@ impl FakeNet {
             .map(|p| wire::decode(p.as_bytes()).unwrap())
             .collect()
     }
+
+    /// Checks that every reading sent is one the gateway's catalogue lists for `kind`, and that
+    /// something was sent.
+    pub(crate) fn assert_readings_listed(&self, kind: &str) {
+        let listed = crate::detect::tests::catalogue(kind, "readings");
+        assert!(!self.sent.is_empty(), "nothing sent");
+        for (channel, payload) in &self.sent {
+            if *channel == Channel::Status {
+                continue;
+            }
+            for reading in wire::decode(payload.as_bytes()).unwrap().data {
+                assert!(
+                    listed.contains(&reading.name),
+                    "{kind}: {} is not in kinds.toml",
+                    reading.name
+                );
+            }
+        }
+    }
+
+    /// The events sent, by name, each with its `ts` less `wall` (the wall clock at 0 ms).
+    pub(crate) fn timeline(&self, wall: u64) -> Vec<(&str, u64)> {
+        self.events()
+            .iter()
+            .map(|m| (m.event.unwrap(), m.ts - wall))
+            .collect()
+    }
 }
 
 /// A pin whose level the test sets, or that an output drives.
@@ -72,6 +100,10 @@ impl Pin {
 
     pub(crate) fn set(&self, high: bool) {
         self.0.set(Some(high));
+    }
+
+    pub(crate) fn fail(&self) {
+        self.0.set(None);
     }
 
     pub(crate) fn level(&self) -> Option<bool> {
@@ -114,6 +146,10 @@ impl Adc {
         Self(Rc::new(Cell::new(Some(mv))))
     }
 
+    pub(crate) fn set(&self, mv: u32) {
+        self.0.set(Some(mv));
+    }
+
     pub(crate) fn fail(&self) {
         self.0.set(None);
     }
@@ -145,5 +181,37 @@ impl embedded_io::Read for Uart {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// A reading the test sets, for any source a loop reads (a distance, a car's motion, a line's
+/// voltage and current); `fail` makes reads fail until the next `set`.
+#[derive(Clone)]
+pub(crate) struct Source<T>(Rc<Cell<Option<T>>>);
+
+impl<T: Copy> Source<T> {
+    pub(crate) fn at(value: T) -> Self {
+        Self(Rc::new(Cell::new(Some(value))))
+    }
+
+    pub(crate) fn set(&self, value: T) {
+        self.0.set(Some(value));
+    }
+
+    pub(crate) fn fail(&self) {
+        self.0.set(None);
+    }
+
+    pub(crate) fn read(&self) -> Result<T, ()> {
+        self.0.get().ok_or(())
+    }
+}
+
+/// A distance sensor: `Ok(None)` is no reliable return.
+impl Distance for Source<Option<u16>> {
+    type Error = ();
+
+    fn read_cm(&mut self) -> Result<Option<u16>, ()> {
+        self.read()
     }
 }
