@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,6 +12,7 @@ use gridwatch_gateway::demo::{self, DemoOptions};
 use gridwatch_gateway::registry::Registry;
 use gridwatch_gateway::sinks::tsdb::{replay, HttpStore};
 use gridwatch_gateway::Gateway;
+use gridwatch_simulators::scenario::Scenario;
 
 #[derive(Parser)]
 #[command(
@@ -82,12 +82,50 @@ enum Command {
         /// Port of the embedded MQTT broker; a free one if not given.
         #[arg(long)]
         mqtt_port: Option<u16>,
-        /// Folder for the demo's readings.
+        /// Folder for the demo's readings, journal and the devices' memory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Seconds between an SOS press and the next.
-        #[arg(long, default_value_t = 20)]
-        sos_every: u64,
+        /// How much faster than real time the simulated community lives; the scenario's own
+        /// (the tour's: 4) if not given.
+        #[arg(long)]
+        speed: Option<f64>,
+        /// A scenario file to play on a loop instead of the tour.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Run a scenario against a running gateway: the virtual community's devices over its
+    /// broker, and a check that the alerts the scenario expects open in time.
+    Scenario {
+        /// The scenario file, or the name of a shipped one (tour, trapped-passenger,
+        /// blocked-passage, storm, sos-unanswered).
+        scenario: String,
+        /// The gateway's MQTT broker, host:port.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        mqtt: String,
+        /// The gateway's HTTP base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// How much faster than real time simulated time runs; the scenario's own if not given.
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Where the virtual devices keep their sequence numbers between runs (the gateway
+        /// refuses a number it has seen); $TMPDIR/gridwatch-sim if not given.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Write the registry file the scenario's community needs (start the gateway with it)
+        /// and stop.
+        #[arg(long)]
+        write_registry: Option<PathBuf>,
+        /// With --write-registry: each worker's webhook is URL/{worker id} (a worker nobody can
+        /// reach is an alert of its own).
+        #[arg(long, value_name = "URL")]
+        webhook_base: Option<String>,
+        /// Only check the scenario file.
+        #[arg(long)]
+        check: bool,
+        /// Close the alerts the run opened once it is over (needs GRIDWATCH_API_TOKEN).
+        #[arg(long)]
+        close: bool,
     },
 }
 
@@ -400,6 +438,137 @@ async fn replay(
     Ok(())
 }
 
+async fn demo_command(
+    listen: SocketAddr,
+    mqtt_port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    speed: Option<f64>,
+    scenario: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let scenario = scenario
+        .map(|p| Scenario::load(&p))
+        .transpose()
+        .context("--scenario")?;
+    let opts = DemoOptions {
+        listen,
+        mqtt_port,
+        data_dir: data_dir.unwrap_or_else(|| std::env::temp_dir().join("gridwatch-demo")),
+        speed,
+        scenario,
+    };
+    demo::run(opts, ctrl_c()).await.map(|_| ())
+}
+
+/// The options of `gridwatch scenario` besides the scenario.
+struct ScenarioArgs {
+    mqtt: String,
+    gateway: String,
+    speed: Option<f64>,
+    state_dir: Option<PathBuf>,
+    write_registry: Option<PathBuf>,
+    webhook_base: Option<String>,
+    check: bool,
+    close: bool,
+}
+
+/// Runs `gridwatch scenario`; `Ok(false)` when the run found an expected alert missing.
+async fn scenario_command(name: &str, args: ScenarioArgs) -> anyhow::Result<bool> {
+    use gridwatch_simulators::fleet::Broker;
+    use gridwatch_simulators::scenario::run::{self, Closer, Progress, RunOptions, Target};
+    use gridwatch_simulators::scenario::shipped;
+
+    let path = std::path::Path::new(name);
+    let scenario = match shipped(name) {
+        Some(s) if !path.exists() => s?,
+        _ => Scenario::load(path)?,
+    };
+    let registry = scenario
+        .community
+        .registry_toml(args.webhook_base.as_deref())?;
+    Registry::parse(&registry)
+        .map_err(|p| anyhow::anyhow!("the scenario's community: {}", p.join("; ")))?;
+    if let Some(out) = &args.write_registry {
+        std::fs::write(out, &registry).with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {}: start the gateway with registry.path = {:?}, then run this scenario again without --write-registry",
+            out.display(),
+            out.display().to_string()
+        );
+        if args.webhook_base.is_none() {
+            println!("its workers have no webhook: give --webhook-base URL, or add a way to reach them, or the gateway raises worker_unreachable");
+        }
+        return Ok(true);
+    }
+    let expectations: usize = scenario.steps.iter().map(|s| s.expect.len()).sum();
+    if args.check {
+        println!(
+            "{}: {} incidents, {expectations} expected alerts, speed {}; all good",
+            scenario.name,
+            scenario.steps.len(),
+            scenario.speed
+        );
+        return Ok(true);
+    }
+    let (host, port) = args
+        .mqtt
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .context("--mqtt is host:port")?;
+    let close = if args.close {
+        let token = Secrets::from_env()
+            .api_token
+            .context("--close needs GRIDWATCH_API_TOKEN")?;
+        Some(Closer {
+            token,
+            by: "gridwatch scenario".into(),
+        })
+    } else {
+        None
+    };
+    let opts = RunOptions {
+        speed: args.speed,
+        state_dir: Some(
+            args.state_dir
+                .unwrap_or_else(|| std::env::temp_dir().join("gridwatch-sim")),
+        ),
+        close,
+        ..RunOptions::default()
+    };
+    let target = Target {
+        broker: Broker { host, port },
+        gateway: args.gateway,
+    };
+    let outcome = run::run(&scenario, &target, &opts, |p| match p {
+        Progress::Began {
+            scenario,
+            devices,
+            speed,
+        } => println!(
+            "{}: {} — {devices} devices at {speed}× real time",
+            scenario.name, scenario.title
+        ),
+        Progress::Started(step) => println!(
+            "  at {}s: {} {}{}",
+            step.at_ms / 1000,
+            step.device,
+            step.incident.action(),
+            step.say
+                .as_deref()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default()
+        ),
+        Progress::Ended(_) => {}
+        Progress::Decided(e, v) => println!("    {}", run::verdict_line(e, v)),
+        Progress::Unexpected(a) => println!(
+            "    ❌ unexpected: {} on {} ({})",
+            a.rule, a.device.id, a.alert_id
+        ),
+    })
+    .await?;
+    println!("{}", outcome.to_string().lines().last().unwrap_or_default());
+    Ok(outcome.passed())
+}
+
 /// Large buffers (journal reads, store batches, a large rule state) are mapped and unmapped
 /// rather than kept in the heap: glibc would otherwise raise this threshold after the first
 /// one is freed, and the process would keep every later one's pages.
@@ -423,13 +592,22 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run_command() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo and a scenario run print what happens themselves; the log adds only trouble.
+    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Scenario { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                if quiet {
+                    "warn"
+                } else {
+                    "info,rumqttd=warn,rumqttc=warn"
+                }
+                .into()
+            }),
         )
         .init();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::Run { config, listen } => run(config, listen).await,
         Command::Replay {
             from,
@@ -450,16 +628,35 @@ async fn run_command() -> std::process::ExitCode {
             listen,
             mqtt_port,
             data_dir,
-            sos_every,
+            speed,
+            scenario,
+        } => demo_command(listen, mqtt_port, data_dir, speed, scenario).await,
+        Command::Scenario {
+            scenario,
+            mqtt,
+            gateway,
+            speed,
+            state_dir,
+            write_registry,
+            webhook_base,
+            check,
+            close,
         } => {
-            let opts = DemoOptions {
-                listen,
-                mqtt_port,
-                data_dir: data_dir.unwrap_or_else(|| std::env::temp_dir().join("gridwatch-demo")),
-                telemetry_every: Duration::from_secs(2),
-                sos_every: Duration::from_secs(sos_every.max(1)),
+            let args = ScenarioArgs {
+                mqtt,
+                gateway,
+                speed,
+                state_dir,
+                write_registry,
+                webhook_base,
+                check,
+                close,
             };
-            demo::run(opts, ctrl_c()).await.map(|_| ())
+            match scenario_command(&scenario, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return std::process::ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
         }
     };
     match result {

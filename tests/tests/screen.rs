@@ -1,18 +1,21 @@
 //! The control-room page in a real headless Chromium (Debian's chromium and chromedriver): the
-//! demo's simulated community runs against a real Mosquitto, an SOS pressed on a button shows on
-//! the page within seconds, a worker logged in on the page acknowledges it there and the API
+//! demo's simulated community (the real firmware on virtual devices) runs against a real
+//! Mosquitto, an SOS pressed on a virtual button shows on the page within seconds, a worker logged in on the page acknowledges it there and the API
 //! says so, the page switches to English, and it comes back by itself after its connection
 //! drops. A screenshot is saved to `target/screenshots/control-room.png`.
 
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
-use gridwatch_e2e::payload::sos_pressed;
 use gridwatch_e2e::{
-    get_json, test_config, AckedPublisher, Chromedriver, Mosquitto, TestGateway, WebhookReceiver,
-    API_TOKEN,
+    get_json, test_config, Chromedriver, Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
 };
-use gridwatch_simulators::publisher::{self, Behaviour};
+use gridwatch_gateway::demo;
+use gridwatch_simulators::devices::sos::{Sos, SosIncident};
+use gridwatch_simulators::devices::Incident;
+use gridwatch_simulators::fleet::{self, Broker};
+use gridwatch_simulators::sim::Simulation;
+use gridwatch_simulators::store::SeqStore;
 
 async fn wait_for(
     page: &fantoccini::Client,
@@ -31,19 +34,22 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
     let mosquitto = Mosquitto::start()?;
     let hook = WebhookReceiver::start(0).await?;
     let dir = tempfile::tempdir()?;
-    let (registry, nodes) = gridwatch_gateway::demo::community(&format!("http://{}", hook.addr))?;
+    let tour = demo::tour()?;
+    let (registry, community) = demo::community(&tour, &format!("http://{}", hook.addr))?;
     let config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
     let gw = TestGateway::start_registry(config, registry).await?;
-    // The simulated community reports every second; no SOS of its own during the test.
-    let (stop_sim, sim_rx) = tokio::sync::watch::channel(false);
-    let port = mosquitto.port;
-    let sim = tokio::spawn(async move {
-        let behaviour = Behaviour {
-            telemetry_every: Duration::from_secs(1),
-            sos_every: Duration::from_secs(3600),
-        };
-        publisher::run("127.0.0.1", port, nodes, behaviour, sim_rx).await
-    });
+    // The community lives ten times faster than real time, with nothing planned: its lifts run,
+    // people walk through its passages, and nobody presses a button until the test does.
+    let sim = Simulation::new(&community, SeqStore::in_memory())?;
+    let broker = Broker {
+        host: "127.0.0.1".into(),
+        port: mosquitto.port,
+    };
+    let (devices, fleet) = fleet::fleet(sim, broker, 10.0);
+    let (stop_sim, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sim = tokio::spawn(fleet.run(async {
+        let _ = stopped.await;
+    }));
 
     let driver = Chromedriver::start()?;
     let profile = tempfile::tempdir()?;
@@ -60,10 +66,12 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
     );
 
     // A resident presses the button: the alert is on the screen within seconds, first in line.
-    let mut button = AckedPublisher::new(mosquitto.port, "sos-b1-0301");
-    button
-        // Above any number the simulated button itself has sent: the gateway refuses a number it saw.
-        .publish("gw/v1/yangguang/sos-b1-0301/event", &sos_pressed(1 << 20))
+    devices
+        .start(
+            "sos-b1-0301",
+            Incident::of::<Sos>(SosIncident::Press {}),
+            None,
+        )
         .await?;
     let card = wait_for(
         &page,
@@ -164,7 +172,7 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
     wait_for(&page, "#live.off", Duration::from_secs(15)).await?;
     let mut config = test_config(mosquitto.port, "http://127.0.0.1:9", dir.path());
     config.http.listen = url.trim_start_matches("http://").parse()?;
-    let (registry, _) = gridwatch_gateway::demo::community(&format!("http://{}", hook.addr))?;
+    let (registry, _) = demo::community(&tour, &format!("http://{}", hook.addr))?;
     let gw = TestGateway::start_registry(config, registry).await?;
     wait_for(&page, "#live.on", Duration::from_secs(20)).await?;
     wait_for(
@@ -175,7 +183,7 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
     .await?;
 
     page.close().await?;
-    let _ = stop_sim.send(true);
+    let _ = stop_sim.send(());
     let _ = sim.await;
     gw.gateway.shutdown().await;
     Ok(())
