@@ -95,38 +95,46 @@ enum Command {
     },
     /// Run a scenario against a running gateway: the virtual community's devices over its
     /// broker, and a check that the alerts the scenario expects open in time.
-    Scenario {
-        /// The scenario file, or the name of a shipped one (tour, trapped-passenger,
-        /// blocked-passage, storm, sos-unanswered).
-        scenario: String,
-        /// The gateway's MQTT broker, host:port.
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        mqtt: String,
-        /// The gateway's HTTP base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        gateway: String,
-        /// How much faster than real time simulated time runs; the scenario's own if not given.
-        #[arg(long)]
-        speed: Option<f64>,
-        /// Where the virtual devices keep their sequence numbers between runs (the gateway
-        /// refuses a number it has seen); $TMPDIR/gridwatch-sim if not given.
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// Write the registry file the scenario's community needs (start the gateway with it)
-        /// and stop.
-        #[arg(long)]
-        write_registry: Option<PathBuf>,
-        /// With --write-registry: each worker's webhook is URL/{worker id} (a worker nobody can
-        /// reach is an alert of its own).
-        #[arg(long, value_name = "URL")]
-        webhook_base: Option<String>,
-        /// Only check the scenario file.
-        #[arg(long)]
-        check: bool,
-        /// Close the alerts the run opened once it is over (needs GRIDWATCH_API_TOKEN).
-        #[arg(long)]
-        close: bool,
-    },
+    Scenario(ScenarioArgs),
+}
+
+/// The arguments of `gridwatch scenario`.
+#[derive(clap::Args)]
+struct ScenarioArgs {
+    /// The scenario file, or the name of a shipped one (tour, trapped-passenger,
+    /// blocked-passage, storm, sos-unanswered).
+    scenario: String,
+    /// The gateway's MQTT broker, host:port.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt: String,
+    /// The gateway's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+    /// How much faster than real time simulated time runs; the scenario's own if not given.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Where the virtual devices keep their sequence numbers between runs (the gateway
+    /// refuses a number it has seen); $TMPDIR/gridwatch-sim if not given.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Run the devices of this registry file (the gateway's) instead of the scenario's
+    /// generated community; it must have every device the scenario names.
+    #[arg(long, conflicts_with = "write_registry")]
+    registry: Option<PathBuf>,
+    /// Write the registry file the scenario's community needs (start the gateway with it)
+    /// and stop.
+    #[arg(long)]
+    write_registry: Option<PathBuf>,
+    /// With --write-registry: each worker's webhook is URL/{worker id} (a worker nobody can
+    /// reach is an alert of its own).
+    #[arg(long, value_name = "URL")]
+    webhook_base: Option<String>,
+    /// Only check the scenario file.
+    #[arg(long)]
+    check: bool,
+    /// Close the alerts the run opened once it is over (needs GRIDWATCH_API_TOKEN).
+    #[arg(long)]
+    close: bool,
 }
 
 #[derive(Subcommand)]
@@ -459,24 +467,17 @@ async fn demo_command(
     demo::run(opts, ctrl_c()).await.map(|_| ())
 }
 
-/// The options of `gridwatch scenario` besides the scenario.
-struct ScenarioArgs {
-    mqtt: String,
-    gateway: String,
-    speed: Option<f64>,
-    state_dir: Option<PathBuf>,
-    write_registry: Option<PathBuf>,
-    webhook_base: Option<String>,
-    check: bool,
-    close: bool,
-}
+/// How many floors a lift of a registry's community travels (the registry does not say).
+const REGISTRY_FLOORS: u16 = 18;
 
 /// Runs `gridwatch scenario`; `Ok(false)` when the run found an expected alert missing.
-async fn scenario_command(name: &str, args: ScenarioArgs) -> anyhow::Result<bool> {
+async fn scenario_command(args: ScenarioArgs) -> anyhow::Result<bool> {
+    use gridwatch_simulators::community::{Community, DeviceSpec};
     use gridwatch_simulators::fleet::Broker;
     use gridwatch_simulators::scenario::run::{self, Closer, Progress, RunOptions, Target};
     use gridwatch_simulators::scenario::shipped;
 
+    let name = args.scenario.as_str();
     let path = std::path::Path::new(name);
     let scenario = match shipped(name) {
         Some(s) if !path.exists() => s?,
@@ -525,8 +526,25 @@ async fn scenario_command(name: &str, args: ScenarioArgs) -> anyhow::Result<bool
     } else {
         None
     };
+    let community = match &args.registry {
+        Some(path) => {
+            let r = Registry::load(path, Arc::new(Catalogue::builtin())).context("--registry")?;
+            let devices = r.devices().map(|d| DeviceSpec {
+                id: d.id.to_string(),
+                kind: d.kind.to_string(),
+                building: d.building.to_string(),
+                grid: d.grid.to_string(),
+                location: d.location.to_string(),
+                tags: d.tags.iter().map(|t| t.to_string()).collect(),
+                floors: REGISTRY_FLOORS,
+            });
+            Some(Community::from_devices(&r.community, devices)?)
+        }
+        None => None,
+    };
     let opts = RunOptions {
         speed: args.speed,
+        community,
         state_dir: Some(
             args.state_dir
                 .unwrap_or_else(|| std::env::temp_dir().join("gridwatch-sim")),
@@ -594,7 +612,7 @@ fn main() -> std::process::ExitCode {
 async fn run_command() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo and a scenario run print what happens themselves; the log adds only trouble.
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Scenario { .. });
+    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Scenario(_));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -631,33 +649,11 @@ async fn run_command() -> std::process::ExitCode {
             speed,
             scenario,
         } => demo_command(listen, mqtt_port, data_dir, speed, scenario).await,
-        Command::Scenario {
-            scenario,
-            mqtt,
-            gateway,
-            speed,
-            state_dir,
-            write_registry,
-            webhook_base,
-            check,
-            close,
-        } => {
-            let args = ScenarioArgs {
-                mqtt,
-                gateway,
-                speed,
-                state_dir,
-                write_registry,
-                webhook_base,
-                check,
-                close,
-            };
-            match scenario_command(&scenario, args).await {
-                Ok(true) => Ok(()),
-                Ok(false) => return std::process::ExitCode::FAILURE,
-                Err(e) => Err(e),
-            }
-        }
+        Command::Scenario(args) => match scenario_command(args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return std::process::ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -45,13 +45,11 @@ pub struct FleetStats {
     pub disconnects: u64,
 }
 
-/// A planned incident began or ended, with the simulated and the real time it did.
+/// A planned incident began or ended, with the real time it did.
 #[derive(Clone, Copy, Debug)]
 pub struct Report {
     /// What happened, by the incident's number.
     pub happening: Happening,
-    /// Simulated ms since the start.
-    pub sim_ms: u64,
     /// When, in real time.
     pub at: Instant,
 }
@@ -188,11 +186,6 @@ impl Fleet {
         self
     }
 
-    /// The simulation, to plan incidents before it runs.
-    pub fn sim_mut(&mut self) -> &mut Simulation {
-        &mut self.sim
-    }
-
     /// Connects every device and runs the simulation on real time until `stop` resolves.
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> FleetStats {
         let mut stats = FleetStats::default();
@@ -256,10 +249,10 @@ impl Fleet {
                             break;
                         }
                         let happened = self.sim.step(wall_ms());
-                        let (sim_ms, at) = (self.sim.now_ms(), Instant::now());
+                        let at = Instant::now();
                         if let Some(tx) = &self.reports {
                             for happening in happened {
-                                let _ = tx.send(Report { happening, sim_ms, at });
+                                let _ = tx.send(Report { happening, at });
                             }
                         }
                         self.sim.take_sent(|i, channel, payload| {

@@ -30,11 +30,6 @@ impl Link {
         }
     }
 
-    /// Whether the link is up.
-    pub fn is_up(&self) -> bool {
-        self.up
-    }
-
     /// Brings the link up or takes it down.
     pub fn set_up(&mut self, up: bool) {
         self.up = up;

@@ -60,16 +60,15 @@ pub enum SimError {
 }
 
 /// Something planned to happen to a device.
-#[derive(Clone, Debug)]
-pub struct Planned {
+struct Planned {
     /// When, in simulated ms from the start.
-    pub at_ms: u64,
-    /// The device's index (see [`Simulation::index`]).
-    pub device: usize,
+    at_ms: u64,
+    /// The device's index.
+    device: usize,
     /// What happens.
-    pub incident: Incident,
+    incident: Incident,
     /// How long it lasts, in simulated ms; `None` for the rest of the run.
-    pub lasts_ms: Option<u64>,
+    lasts_ms: Option<u64>,
 }
 
 /// A planned incident began or ended, by its number (the order it was planned in).
@@ -224,11 +223,6 @@ impl Simulation {
             .partition_point(|&w| self.planned[w].at_ms > at_ms);
         self.waiting.insert(pos, n);
         Ok(n)
-    }
-
-    /// The incident planned as number `n`.
-    pub fn planned(&self, n: usize) -> Option<&Planned> {
-        self.planned.get(n)
     }
 
     /// Device `i`'s link went up (announce it at the next step) or down.

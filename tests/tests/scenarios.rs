@@ -130,6 +130,7 @@ async fn a_scenario_runs_again_on_the_same_gateway_with_its_numbers_carried_on(
             token: API_TOKEN.into(),
             by: "测试 / test".into(),
         }),
+        ..RunOptions::default()
     };
     let first = play(&scenario, &mosquitto, &gw, &opts).await?;
     assert!(first.passed(), "{first}");

@@ -199,8 +199,6 @@ type Builder = fn(&DeviceSpec, SeqCounter, u64, u64) -> Result<Box<dyn VirtualDe
 pub struct Kind {
     /// The kind, as the catalogue spells it.
     pub name: &'static str,
-    /// The actions its incidents name, besides `cut_off`.
-    pub actions: &'static [&'static str],
     build: Builder,
     parse: fn(toml::Table) -> Result<Incident, String>,
 }
@@ -250,7 +248,6 @@ impl Kind {
     const fn of<P: Physics>() -> Self {
         Self {
             name: P::KIND,
-            actions: P::ACTIONS,
             build: build::<P>,
             parse: parse::<P>,
         }

@@ -172,6 +172,8 @@ pub struct Step {
 pub struct Scenario {
     /// Its name (the file's, without `.toml`).
     pub name: String,
+    /// The file it was read from, for messages.
+    pub file: String,
     /// What it shows, for people.
     pub title: String,
     /// How much faster than real time simulated time runs.
@@ -189,8 +191,7 @@ pub struct Scenario {
 }
 
 /// A mistake in a scenario file, with its line.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
     /// The file.
     pub file: String,
@@ -199,6 +200,17 @@ pub struct ScenarioError {
     /// What is wrong and what to write instead.
     pub message: String,
 }
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +379,7 @@ impl Scenario {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name: name.to_owned(),
+            file: file.to_owned(),
             title: header.title.unwrap_or_else(|| name.to_owned()),
             speed,
             strict: header.strict,
@@ -523,6 +536,44 @@ impl Scenario {
             absent: raw.absent,
             line,
         })
+    }
+}
+
+impl Scenario {
+    /// Checks that `community` (another than the scenario's own, such as one read from a
+    /// gateway's registry) has every device the scenario names, of the same kind.
+    pub fn check_in(&self, community: &Community) -> Result<(), ScenarioError> {
+        let own = self.community.generate().map_err(|e| ScenarioError {
+            file: self.file.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        let named = self.steps.iter().flat_map(|s| {
+            std::iter::once((s.line, &s.device, true)).chain(
+                s.expect
+                    .iter()
+                    .filter_map(|e| e.device.as_ref().map(|d| (e.line, d, false))),
+            )
+        });
+        for (line, id, acted_on) in named {
+            let kind = own.device(id).map(|d| d.kind.as_str());
+            let message = match community.device(id) {
+                None => format!("there is no device {id:?} in community {}", community.id),
+                Some(d) if acted_on && Some(d.kind.as_str()) != kind => format!(
+                    "{id} is a {} in community {}, not a {}",
+                    d.kind,
+                    community.id,
+                    kind.unwrap_or("device")
+                ),
+                Some(_) => continue,
+            };
+            return Err(ScenarioError {
+                file: self.file.clone(),
+                line,
+                message,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::api::{ApiError, GatewayApi};
 use super::check::{Checker, SeenAlert, Verdict};
-use super::{Expectation, Scenario, Step};
-use crate::community::SpecError;
+use super::{Expectation, Scenario, ScenarioError, Step};
+use crate::community::{Community, SpecError};
 use crate::fleet::{self, Broker, FleetStats};
 use crate::sim::{Happening, SimError, Simulation};
 use crate::store::{SeqStore, StoreError};
@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub poll_every: Duration,
     /// Close the alerts the run opened, once it is over.
     pub close: Option<Closer>,
+    /// The community to run in instead of the scenario's generated one (the devices of a
+    /// gateway's registry); it must have every device the scenario names.
+    pub community: Option<Community>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +61,7 @@ impl Default for RunOptions {
             state_dir: None,
             poll_every: Duration::from_millis(500),
             close: None,
+            community: None,
         }
     }
 }
@@ -90,6 +94,9 @@ pub enum RunError {
     /// The community could not be generated.
     #[error(transparent)]
     Community(#[from] SpecError),
+    /// The community given lacks a device the scenario names.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
     /// The devices' memory could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -172,12 +179,21 @@ pub async fn run(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<Outcome, RunError> {
     let speed = opts.speed.unwrap_or(scenario.speed).max(0.01);
-    let community = scenario.community.generate()?;
+    let community = match &opts.community {
+        Some(c) => {
+            scenario.check_in(c)?;
+            c.clone()
+        }
+        None => scenario.community.generate()?,
+    };
     let store = match &opts.state_dir {
         Some(dir) => SeqStore::open(dir, &community.id)?,
         None => SeqStore::in_memory(),
     };
     let mut sim = Simulation::new(&community, store)?;
+    for (id, kind) in sim.skipped() {
+        tracing::warn!("{id} is a {kind}, which the simulator cannot run yet: it is left out");
+    }
     for step in &scenario.steps {
         sim.plan(
             &step.device,

@@ -165,5 +165,43 @@ fn every_kind_can_be_cut_off() {
 fn a_missing_file_says_so() {
     let err = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err();
     assert_eq!(err.line, 0);
-    assert!(err.message.starts_with("cannot read it"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/x.toml: cannot read it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scenario_checked_in_another_community_names_what_is_missing_there() {
+    let s = shipped("trapped-passenger").unwrap().unwrap();
+    let mut other = crate::community::CommunitySpec {
+        id: "yg".into(),
+        ..Default::default()
+    }
+    .generate()
+    .unwrap();
+    assert_eq!(s.check_in(&other), Ok(()));
+    other.devices.retain(|d| d.id != "elev-b1-1");
+    let err = s.check_in(&other).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "trapped-passenger.toml:12: there is no device \"elev-b1-1\" in community yg"
+        ),
+        "{err}"
+    );
+    let mut swapped = crate::community::CommunitySpec::default()
+        .generate()
+        .unwrap();
+    swapped
+        .devices
+        .iter_mut()
+        .find(|d| d.id == "elev-b1-1")
+        .unwrap()
+        .kind = "manhole".into();
+    assert!(s
+        .check_in(&swapped)
+        .unwrap_err()
+        .message
+        .contains("is a manhole"));
 }
