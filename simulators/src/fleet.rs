@@ -15,6 +15,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -45,11 +47,13 @@ pub struct FleetStats {
     pub disconnects: u64,
 }
 
-/// A planned incident began or ended, with the real time it did.
+/// A planned incident began or ended, with the simulated and the real time it did.
 #[derive(Clone, Copy, Debug)]
 pub struct Report {
     /// What happened, by the incident's number.
     pub happening: Happening,
+    /// Simulated ms since the start.
+    pub sim_ms: u64,
     /// When, in real time.
     pub at: Instant,
 }
@@ -63,10 +67,11 @@ enum Command {
     },
 }
 
-/// Starts incidents in a running [`Fleet`].
+/// Starts incidents in a running [`Fleet`], and tells its simulated time.
 #[derive(Clone, Debug)]
 pub struct FleetHandle {
     tx: mpsc::UnboundedSender<Command>,
+    sim_ms: Arc<AtomicU64>,
 }
 
 /// Why an incident could not be started.
@@ -81,6 +86,12 @@ pub enum StartError {
 }
 
 impl FleetHandle {
+    /// The fleet's simulated time, in ms since its start: how far the simulation has got, which
+    /// falls behind `speed` × real time when the machine cannot keep up.
+    pub fn sim_ms(&self) -> u64 {
+        self.sim_ms.load(Ordering::Relaxed)
+    }
+
     /// Starts `incident` at `device` now, lasting `lasts` of simulated time (`None`: for the
     /// rest of the run); returns its number.
     pub async fn start(
@@ -105,24 +116,35 @@ impl FleetHandle {
 /// A simulation with an MQTT connection per device, ready to run.
 pub struct Fleet {
     sim: Simulation,
+    sim_ms: Arc<AtomicU64>,
     broker: Broker,
     speed: f64,
     commands: mpsc::UnboundedReceiver<Command>,
     reports: Option<mpsc::UnboundedSender<Report>>,
 }
 
+/// How often the fleet catches its simulation up with real time.
+const TICK: Duration = Duration::from_millis(10);
+/// The most simulated time one tick runs, so the connections and the commands get their turn
+/// even when the simulation has fallen behind.
+const MOST_PER_TICK_MS: u64 = 1_000;
+/// The fastest a fleet runs: one tick's worth of simulated time per tick.
+pub const MAX_SPEED: f64 = (MOST_PER_TICK_MS / TICK.as_millis() as u64) as f64;
+
 /// The fleet of `sim`'s devices at `broker`, its simulated time running `speed` times faster
-/// than real time (at least 0.01).
+/// than real time (from 0.01 to [`MAX_SPEED`]).
 pub fn fleet(sim: Simulation, broker: Broker, speed: f64) -> (FleetHandle, Fleet) {
     let (tx, commands) = mpsc::unbounded_channel();
+    let sim_ms = Arc::new(AtomicU64::new(sim.now_ms()));
     let fleet = Fleet {
         sim,
+        sim_ms: sim_ms.clone(),
         broker,
-        speed: speed.max(0.01),
+        speed: speed.clamp(0.01, MAX_SPEED),
         commands,
         reports: None,
     };
-    (FleetHandle { tx }, fleet)
+    (FleetHandle { tx, sim_ms }, fleet)
 }
 
 enum LinkEvent {
@@ -219,7 +241,7 @@ impl Fleet {
         tokio::pin!(stop);
         let started = Instant::now();
         let sim_start = self.sim.now_ms();
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -242,17 +264,16 @@ impl Fleet {
                 _ = tick.tick() => {
                     let target = sim_start
                         + (started.elapsed().as_secs_f64() * 1000.0 * self.speed) as u64;
-                    // At most a second of simulated time per tick, so the connections and the
-                    // commands get their turn even when the simulation has fallen behind.
-                    for _ in 0..(1000 / STEP_MS) {
+                    for _ in 0..(MOST_PER_TICK_MS / STEP_MS) {
                         if self.sim.now_ms() + STEP_MS > target {
                             break;
                         }
                         let happened = self.sim.step(wall_ms());
-                        let at = Instant::now();
+                        self.sim_ms.store(self.sim.now_ms(), Ordering::Relaxed);
+                        let (sim_ms, at) = (self.sim.now_ms(), Instant::now());
                         if let Some(tx) = &self.reports {
                             for happening in happened {
-                                let _ = tx.send(Report { happening, at });
+                                let _ = tx.send(Report { happening, sim_ms, at });
                             }
                         }
                         self.sim.take_sent(|i, channel, payload| {

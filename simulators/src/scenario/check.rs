@@ -1,18 +1,19 @@
 //! Whether the alerts a scenario expects show up in time: a pure checker fed the gateway's
 //! alert list and the time (real ms since the run began).
 //!
-//! An expectation is armed when its incident starts: its deadline is then `within` (in real
-//! time at the run's speed) plus [`GRACE_MS`], and every alert seen so far is set aside, so only
-//! an alert opened after the incident started can meet it. It passes when such an alert matches
-//! (rule, device, state, escalation level) and fails at its deadline; one with `absent` the other
-//! way round. In strict mode, an alert opened during the run that no expectation names (by rule
+//! An expectation is armed when its incident starts: every alert seen so far is set aside, so
+//! only an alert opened after the incident started can meet it. Its deadline is `within` after
+//! the start on its own clock (simulated time as the simulation actually advanced, so a machine
+//! too busy to keep up with the speed does not fail it; or real time), and then [`GRACE_MS`] of
+//! real time more. It passes when such an alert matches (rule, device, state, escalation level)
+//! and fails at its deadline; one with `absent` the other way round. In strict mode, an alert opened during the run that no expectation names (by rule
 //! and device) and whose rule is not allowed is reported as unexpected.
 
 use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use super::{Expectation, Scenario, Want};
+use super::{Clock, Expectation, Scenario, Want};
 
 /// Real time added to every deadline, for the gateway's round trip and the runner's polling.
 pub const GRACE_MS: u64 = 2_000;
@@ -38,6 +39,15 @@ pub struct SeenAlert {
 pub struct SeenDevice {
     /// Its id.
     pub id: String,
+}
+
+/// A moment of a run on both its clocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Real ms since the run began.
+    pub real_ms: u64,
+    /// Simulated ms since the run began.
+    pub sim_ms: u64,
 }
 
 /// How an expectation ended.
@@ -68,15 +78,15 @@ struct Tracked {
 }
 
 struct Armed {
-    started_ms: u64,
-    deadline_ms: u64,
+    started: Now,
+    /// When (real ms) `within` had passed on the expectation's clock.
+    due_at: Option<u64>,
     before: HashSet<String>,
 }
 
 /// The check of one scenario run.
 pub struct Checker {
     tracked: Vec<Tracked>,
-    speed: f64,
     steps: usize,
     started: usize,
     seen: HashSet<String>,
@@ -102,8 +112,8 @@ fn matches(exp: &Expectation, alert: &SeenAlert) -> bool {
 }
 
 impl Checker {
-    /// A check of `scenario` run at `speed`.
-    pub fn new(scenario: &Scenario, speed: f64) -> Self {
+    /// A check of `scenario`.
+    pub fn new(scenario: &Scenario) -> Self {
         let tracked = scenario
             .steps
             .iter()
@@ -128,7 +138,6 @@ impl Checker {
             .collect();
         Self {
             tracked,
-            speed,
             steps: scenario.steps.len(),
             started: 0,
             seen: HashSet::new(),
@@ -156,20 +165,21 @@ impl Checker {
             .map(String::as_str)
     }
 
-    /// Incident `step` started at `now_ms`: its expectations are armed.
-    pub fn started(&mut self, step: usize, now_ms: u64) {
+    /// Incident `step` started at `now`: its expectations are armed.
+    pub fn started(&mut self, step: usize, now: Now) {
         self.started += 1;
         for t in self.tracked.iter_mut().filter(|t| t.step == step) {
             t.armed = Some(Armed {
-                started_ms: now_ms,
-                deadline_ms: now_ms + t.exp.within.real_ms(self.speed) + GRACE_MS,
+                started: now,
+                due_at: None,
                 before: self.seen.clone(),
             });
         }
     }
 
-    /// The gateway's alerts at `now_ms`; returns the verdicts reached now.
-    pub fn observe(&mut self, now_ms: u64, alerts: &[SeenAlert]) -> Vec<Verdict> {
+    /// The gateway's alerts at `now`; returns the verdicts reached now.
+    pub fn observe(&mut self, now: Now, alerts: &[SeenAlert]) -> Vec<Verdict> {
+        let now_ms = now.real_ms;
         for a in alerts {
             if self.seen.insert(a.alert_id.clone())
                 && self.strict
@@ -183,9 +193,18 @@ impl Checker {
         }
         let mut decided = Vec::new();
         for t in &mut self.tracked {
-            let (Some(armed), None) = (&t.armed, &t.verdict) else {
+            let (Some(armed), None) = (&mut t.armed, &t.verdict) else {
                 continue;
             };
+            let within = t.exp.within.ms;
+            let due = match t.exp.within.clock {
+                Clock::Simulated => now.sim_ms >= armed.started.sim_ms + within,
+                Clock::Real => now.real_ms >= armed.started.real_ms + within,
+            };
+            if due && armed.due_at.is_none() {
+                armed.due_at = Some(now.real_ms);
+            }
+            let over = armed.due_at.is_some_and(|at| now.real_ms >= at + GRACE_MS);
             let fresh = |a: &&SeenAlert| !armed.before.contains(&a.alert_id);
             let hit = alerts.iter().filter(fresh).find(|a| matches(&t.exp, a));
             if let Some(near) = alerts
@@ -195,7 +214,7 @@ impl Checker {
             {
                 t.near = Some(near.clone());
             }
-            let after_ms = now_ms.saturating_sub(armed.started_ms);
+            let after_ms = now_ms.saturating_sub(armed.started.real_ms);
             let verdict =
                 |passed: bool, alert_id: Option<String>, detail: Option<String>| Verdict {
                     step: t.step,
@@ -212,8 +231,8 @@ impl Checker {
                     Some(a.alert_id.clone()),
                     Some(format!("{} opened on {}", a.rule, a.device.id)),
                 )),
-                (None, true) if now_ms >= armed.deadline_ms => Some(verdict(true, None, None)),
-                (None, false) if now_ms >= armed.deadline_ms => {
+                (None, true) if over => Some(verdict(true, None, None)),
+                (None, false) if over => {
                     let detail = match &t.near {
                         Some(a) => format!(
                             "{} {} is {} at escalation level {}",
@@ -299,8 +318,15 @@ absent = true
     }
 
     fn checker() -> Checker {
-        let s = Scenario::parse(SCENARIO, "t", "t.toml").unwrap();
-        Checker::new(&s, s.speed)
+        Checker::new(&Scenario::parse(SCENARIO, "t", "t.toml").unwrap())
+    }
+
+    /// `real_ms` into a run at speed 10, the simulation keeping up.
+    fn at(real_ms: u64) -> Now {
+        Now {
+            real_ms,
+            sim_ms: real_ms * 10,
+        }
     }
 
     #[test]
@@ -308,10 +334,11 @@ absent = true
         let mut c = checker();
         let old = alert("a0", "sos_pressed", "sos-b1-0301", "firing", 0);
         c.baseline(std::slice::from_ref(&old));
-        c.started(0, 1_000);
-        assert!(c.observe(2_000, std::slice::from_ref(&old)).is_empty());
-        // 30 s simulated at speed 10 is 3 s, plus the grace.
-        let v = c.observe(6_000, std::slice::from_ref(&old));
+        c.started(0, at(1_000));
+        assert!(c.observe(at(2_000), std::slice::from_ref(&old)).is_empty());
+        // 30 s simulated at speed 10 is 3 s, then the grace.
+        assert!(c.observe(at(4_000), std::slice::from_ref(&old)).is_empty());
+        let v = c.observe(at(6_000), std::slice::from_ref(&old));
         assert_eq!(v.len(), 1);
         assert!(!v[0].passed);
         assert_eq!(v[0].detail.as_deref(), Some("no such alert opened"));
@@ -321,13 +348,13 @@ absent = true
     fn a_new_alert_passes_and_its_escalation_passes_the_second_expectation_later() {
         let mut c = checker();
         c.baseline(&[]);
-        c.started(0, 0);
+        c.started(0, at(0));
         let firing = alert("a1", "sos_pressed", "sos-b1-0301", "firing", 0);
-        let v = c.observe(500, std::slice::from_ref(&firing));
+        let v = c.observe(at(500), std::slice::from_ref(&firing));
         assert_eq!(v.len(), 1);
         assert!(v[0].passed && v[0].expectation == 0 && v[0].after_ms == 500);
         let escalated = alert("a1", "sos_pressed", "sos-b1-0301", "firing", 1);
-        let v = c.observe(61_000, &[escalated]);
+        let v = c.observe(at(61_000), &[escalated]);
         assert!(v[0].passed && v[0].expectation == 1, "{v:?}");
         assert!(!c.done(), "the second incident has not started");
     }
@@ -335,10 +362,11 @@ absent = true
     #[test]
     fn an_alert_that_never_escalates_fails_with_what_was_seen() {
         let mut c = checker();
-        c.started(0, 0);
+        c.started(0, at(0));
         let firing = alert("a1", "sos_pressed", "sos-b1-0301", "firing", 0);
-        c.observe(500, std::slice::from_ref(&firing));
-        let v = c.observe(122_000, &[firing]);
+        c.observe(at(500), std::slice::from_ref(&firing));
+        assert!(c.observe(at(120_000), std::slice::from_ref(&firing)).is_empty());
+        let v = c.observe(at(122_000), &[firing]);
         assert_eq!(
             v[0].detail.as_deref(),
             Some("sos_pressed a1 is firing at escalation level 0")
@@ -348,14 +376,40 @@ absent = true
     #[test]
     fn an_absent_alert_passes_at_its_deadline_and_fails_if_it_opens() {
         let mut c = checker();
-        c.started(1, 0);
-        assert!(c.observe(7_000, &[]).is_empty());
-        assert!(c.observe(8_000, &[])[0].passed);
+        c.started(1, at(0));
+        assert!(c.observe(at(6_000), &[]).is_empty());
+        assert!(c.observe(at(7_000), &[]).is_empty());
+        assert!(c.observe(at(8_000), &[])[0].passed);
         let mut c = checker();
-        c.started(1, 0);
+        c.started(1, at(0));
         let v = c.observe(
-            1_000,
+            at(1_000),
             &[alert("b", "passage_blocked", "fp-b1-1", "firing", 0)],
+        );
+        assert!(!v[0].passed);
+    }
+
+    #[test]
+    fn a_simulated_deadline_waits_for_a_simulation_that_falls_behind() {
+        let mut c = checker();
+        c.started(0, at(0));
+        // Thirty simulated seconds have not passed, however long it took in real time.
+        let slow = Now {
+            real_ms: 60_000,
+            sim_ms: 29_000,
+        };
+        assert!(c.observe(slow, &[]).is_empty());
+        let due = Now {
+            real_ms: 61_000,
+            sim_ms: 30_000,
+        };
+        assert!(c.observe(due, &[]).is_empty(), "the grace comes first");
+        let v = c.observe(
+            Now {
+                real_ms: 63_000,
+                ..due
+            },
+            &[],
         );
         assert!(!v[0].passed);
     }
@@ -365,7 +419,7 @@ absent = true
         let mut c = checker();
         c.baseline(&[alert("old", "tamper", "mh-1", "firing", 0)]);
         c.observe(
-            100,
+            at(100),
             &[
                 alert("old", "tamper", "mh-1", "firing", 0),
                 alert("n1", "water_rising", "mh-2", "firing", 0),
@@ -383,12 +437,13 @@ absent = true
     #[test]
     fn done_once_every_incident_started_and_every_expectation_is_decided() {
         let mut c = checker();
-        c.started(0, 0);
-        c.started(1, 0);
+        c.started(0, at(0));
+        c.started(1, at(0));
         let a = alert("a", "sos_pressed", "sos-b1-0301", "firing", 1);
-        c.observe(100, &[a]);
+        c.observe(at(100), &[a]);
         assert!(!c.done());
-        c.observe(10_000, &[]);
+        c.observe(at(6_000), &[]);
+        c.observe(at(8_000), &[]);
         assert!(c.done());
         assert_eq!(c.verdicts().len(), 3);
     }

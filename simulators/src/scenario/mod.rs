@@ -3,7 +3,7 @@
 //! ```toml
 //! [scenario]
 //! title = "电梯困人，无人接单 / A passenger trapped in a lift, and nobody answers"
-//! speed = 5            # simulated time runs 5 times faster than real time (default 1)
+//! speed = 5            # simulated time runs 5 times faster than real time (default 1, at most 100)
 //! strict = true        # an alert no expectation names fails the run (default false)
 //! allow = ["water_rising"]   # rules strict mode lets through
 //! duration = "5m"      # run at least this long, simulated (default: until every expectation is decided)
@@ -50,6 +50,7 @@ use toml::Spanned;
 
 use crate::community::{Community, CommunitySpec};
 use crate::devices::{self, Incident};
+use crate::fleet::MAX_SPEED;
 
 /// Which clock a duration counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,10 +350,10 @@ impl Scenario {
         let lines = Lines::new(text);
         let header = raw.scenario.unwrap_or_default();
         let speed = match header.speed {
-            Some(s) if !(0.01..=1000.0).contains(s.get_ref()) => {
+            Some(s) if !(0.01..=MAX_SPEED).contains(s.get_ref()) => {
                 return Err(err(
                     line_of(text, s.span().start),
-                    format!("`speed` is {}: give 0.01 to 1000", s.get_ref()),
+                    format!("`speed` is {}: give 0.01 to {MAX_SPEED}", s.get_ref()),
                 ))
             }
             Some(s) => *s.get_ref(),

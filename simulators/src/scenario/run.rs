@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{ApiError, GatewayApi};
-use super::check::{Checker, SeenAlert, Verdict};
+use super::check::{Checker, Now, SeenAlert, Verdict};
 use super::{Expectation, Scenario, ScenarioError, Step};
 use crate::community::{Community, SpecError};
 use crate::fleet::{self, Broker, FleetStats};
@@ -203,7 +203,7 @@ pub async fn run(
         )?;
     }
     let api = GatewayApi::new(&target.gateway)?;
-    let mut checker = Checker::new(scenario, speed);
+    let mut checker = Checker::new(scenario);
     checker.baseline(&api.alerts().await?);
     progress(Progress::Began {
         scenario,
@@ -212,13 +212,12 @@ pub async fn run(
     });
 
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let (_handle, fleet) = fleet::fleet(sim, target.broker.clone(), speed);
+    let (handle, fleet) = fleet::fleet(sim, target.broker.clone(), speed);
     let (stop, stopped) = oneshot::channel::<()>();
     let devices = fleet.report_to(reports_tx).run(async {
         let _ = stopped.await;
     });
     let began = Instant::now();
-    let least = Duration::from_secs_f64(scenario.duration_ms as f64 / 1000.0 / speed);
     let watch = async {
         let mut poll = tokio::time::interval(opts.poll_every);
         let mut reachable = Instant::now();
@@ -226,8 +225,8 @@ pub async fn run(
             tokio::select! {
                 Some(report) = reports.recv() => match report.happening {
                     Happening::Started(n) => {
-                        let at = report.at.saturating_duration_since(began).as_millis() as u64;
-                        checker.started(n, at);
+                        let real_ms = report.at.saturating_duration_since(began).as_millis() as u64;
+                        checker.started(n, Now { real_ms, sim_ms: report.sim_ms });
                         progress(Progress::Started(&scenario.steps[n]));
                     }
                     Happening::Ended(n) => progress(Progress::Ended(&scenario.steps[n])),
@@ -242,7 +241,10 @@ pub async fn run(
                         Err(e) => break Err(RunError::Gateway(e)),
                     };
                     reachable = Instant::now();
-                    let now = began.elapsed().as_millis() as u64;
+                    let now = Now {
+                        real_ms: began.elapsed().as_millis() as u64,
+                        sim_ms: handle.sim_ms(),
+                    };
                     let seen_before = checker.unexpected().len();
                     for v in checker.observe(now, &alerts) {
                         let step = &scenario.steps[v.step];
@@ -251,7 +253,7 @@ pub async fn run(
                     for a in &checker.unexpected()[seen_before..] {
                         progress(Progress::Unexpected(a));
                     }
-                    if checker.done() && began.elapsed() >= least {
+                    if checker.done() && now.sim_ms >= scenario.duration_ms {
                         break Ok(());
                     }
                 }

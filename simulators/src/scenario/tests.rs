@@ -101,7 +101,7 @@ within = "5m"
 fn mistakes_are_named_with_their_line() {
     let cases = [
         ("[scenario]\nspeed = \"fast\"\n", "t.toml:2: invalid type: string \"fast\", expected f64"),
-        ("[scenario]\nspeed = 0\n", "t.toml:2: `speed` is 0: give 0.01 to 1000"),
+        ("[scenario]\nspeed = 0\n", "t.toml:2: `speed` is 0: give 0.01 to 100"),
         ("[secnario]\n", "t.toml:1: unknown field `secnario`, expected one of `scenario`, `community`, `incident`"),
         ("[community]\nbuildings = 2\nfloors = 1\n", "t.toml:1: community: floors is 1: a building has 2 to 99 floors"),
         ("[community]\nbildings = 2\n", "t.toml:2: unknown field `bildings`, expected one of `id`, `name`, `buildings`, `floors`, `elevators_per_building`, `manholes`, `fire_passages`, `sos_homes`, `buildings_per_grid`"),
