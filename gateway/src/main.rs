@@ -616,8 +616,9 @@ async fn run_command() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // rumqttd reports the gateway's own disconnect at shutdown as an error.
                 if quiet {
-                    "warn"
+                    "warn,rumqttd=off"
                 } else {
                     "info,rumqttd=warn,rumqttc=warn"
                 }

@@ -7,7 +7,7 @@
 //! end of each round the demo's duty officer closes the round's alerts, so the next round opens
 //! them afresh.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,7 +252,7 @@ pub async fn run(
     };
     tokio::pin!(rounds);
     let mut alerts = gateway.subscribe_alerts();
-    let mut opened = HashSet::new();
+    let mut levels: HashMap<String, u8> = HashMap::new();
     tokio::pin!(stop);
     let ended = loop {
         tokio::select! {
@@ -260,14 +260,19 @@ pub async fn run(
             r = &mut rounds => break r,
             a = alerts.recv() => match a {
                 Ok(a) => {
-                    if opened.insert(a.alert_id.clone()) {
-                        println!(
-                            "🚨 告警 {} [{}] {} — 指派给 {}",
-                            &a.alert_id[a.alert_id.len().saturating_sub(8)..],
+                    let short = &a.alert_id[a.alert_id.len().saturating_sub(8)..];
+                    let who = a.assignee.as_ref().map_or("（无人值班）", |w| w.name.as_str());
+                    match levels.insert(a.alert_id.clone(), a.escalation_level) {
+                        None => println!(
+                            "🚨 告警 {short} [{}] {} — 指派给 {who}",
                             a.severity.as_str(),
                             a.message,
-                            a.assignee.as_ref().map_or("（无人值班）", |w| w.name.as_str())
-                        );
+                        ),
+                        Some(before) if a.escalation_level > before => println!(
+                            "⬆ 告警 {short} 无人接单，升级到第{}级 — 指派给 {who} / nobody acknowledged: escalated to level {}, {who}",
+                            a.escalation_level, a.escalation_level
+                        ),
+                        Some(_) => {}
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -277,7 +282,7 @@ pub async fn run(
     };
     let m = gateway.metrics();
     let summary = Summary {
-        alerts_opened: opened.len() as u64,
+        alerts_opened: levels.len() as u64,
         webhooks_delivered: m
             .notify_attempts
             .with_label_values(&["webhook", "delivered"])

@@ -365,7 +365,9 @@ absent = true
         c.started(0, at(0));
         let firing = alert("a1", "sos_pressed", "sos-b1-0301", "firing", 0);
         c.observe(at(500), std::slice::from_ref(&firing));
-        assert!(c.observe(at(120_000), std::slice::from_ref(&firing)).is_empty());
+        assert!(c
+            .observe(at(120_000), std::slice::from_ref(&firing))
+            .is_empty());
         let v = c.observe(at(122_000), &[firing]);
         assert_eq!(
             v[0].detail.as_deref(),
