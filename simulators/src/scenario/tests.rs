@@ -1,3 +1,5 @@
+//! The scenario file format: what a file reads into, and every mistake named with its line.
+
 use super::*;
 
 fn parse(text: &str) -> Result<Scenario, ScenarioError> {
