@@ -225,7 +225,7 @@ pub async fn run(plan: &Plan, groups: Vec<Group<'_>>) -> Summary {
         .iter()
         .filter_map(|r| r.spread.map(|s| s.rate()))
         .sum();
-    let cpu_before = report::process_cpu();
+    let cpu_before = report::process_cpu(None);
     for (c, message) in announce {
         publish(&conns, &counters, c, Label::Online, message).await;
     }
@@ -319,7 +319,7 @@ pub async fn run(plan: &Plan, groups: Vec<Group<'_>>) -> Summary {
         p.abort();
     }
     let cpu = cpu_before
-        .zip(report::process_cpu())
+        .zip(report::process_cpu(None))
         .map(|(a, b)| b.saturating_sub(a));
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     Summary {

@@ -227,9 +227,11 @@ pub fn percentiles(samples: &mut [u32]) -> Option<Percentiles> {
     })
 }
 
-/// The process's CPU time so far (user and system), from `/proc/self/stat`; `None` elsewhere.
-pub fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// The CPU time (user and system) so far of process `pid`, or of this one when `None`, from
+/// `/proc/<pid>/stat`; `None` where there is no such file.
+pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may hold spaces) start at field 3; utime and stime
     // are fields 14 and 15, in USER_HZ ticks, which Linux fixes at 100 for this interface.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
@@ -462,6 +464,15 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn cpu_time_is_read_for_this_process_and_not_for_one_that_does_not_exist() {
+        if cfg!(target_os = "linux") {
+            assert!(process_cpu(None).is_some());
+            assert!(process_cpu(Some(std::process::id())).is_some());
+        }
+        assert_eq!(process_cpu(Some(u32::MAX)), None);
     }
 
     proptest! {
