@@ -185,15 +185,6 @@ struct Malformed {
     oversize_bytes: usize,
 }
 
-/// The one message a device's node just built.
-fn only(mut sent: Vec<Outgoing>) -> Outgoing {
-    sent.pop().unwrap_or_else(|| Outgoing {
-        topic: String::new(),
-        payload: Vec::new(),
-        retain: false,
-    })
-}
-
 impl<'k> Behaviour<'k> for Malformed {
     fn turn(
         &mut self,
@@ -204,42 +195,35 @@ impl<'k> Behaviour<'k> for Malformed {
         out: &mut Vec<(Label, Outgoing)>,
     ) -> Result<(), DeviceError> {
         let label = malformed_at(turn, device.key().is_some());
-        let mut sent = Vec::with_capacity(1);
         let key = device.key();
-        let altered = |sent: Vec<Outgoing>, change: &dyn Fn(&[u8]) -> Option<Vec<u8>>| {
-            let mut m = only(sent);
+        let altered = |mut m: Outgoing, change: &dyn Fn(&[u8]) -> Option<Vec<u8>>| {
             m.payload = change(&m.payload).unwrap_or_default();
             m
         };
         let message = match label {
-            Label::BadJson => {
-                device.telemetry(now_ms, &mut sent)?;
-                altered(sent, &|p| Some(payloads::cut_in_half(p)))
-            }
-            Label::WrongVersion => {
-                device.telemetry(now_ms, &mut sent)?;
-                altered(sent, &|p| Some(payloads::with_version(p, 2)))
-            }
+            Label::BadJson => altered(device.telemetry(now_ms)?, &|p| {
+                Some(payloads::cut_in_half(p))
+            }),
+            Label::WrongVersion => altered(device.telemetry(now_ms)?, &|p| {
+                Some(payloads::with_version(p, 2))
+            }),
             Label::OutOfRange => {
-                device.telemetry_with(now_ms, &[device.kind().out_of_range()], &mut sent)?;
-                only(sent)
+                let reading = device.kind().out_of_range();
+                device.telemetry_with(now_ms, &[reading])?
             }
             Label::UnknownReading => {
                 let reading = Reading {
                     name: UNKNOWN,
                     value: Value::Number(1.0),
                 };
-                device.telemetry_with(now_ms, &[reading], &mut sent)?;
-                only(sent)
+                device.telemetry_with(now_ms, &[reading])?
             }
-            Label::UnknownEvent => {
-                device.event(now_ms, UNKNOWN, &mut sent)?;
-                only(sent)
-            }
+            Label::UnknownEvent => device.event(now_ms, UNKNOWN)?,
             Label::WrongKind => {
-                device.telemetry(now_ms, &mut sent)?;
                 let other = device.kind().other().as_str();
-                altered(sent, &|p| payloads::reencode(p, |m| m.kind = other, key))
+                altered(device.telemetry(now_ms)?, &|p| {
+                    payloads::reencode(p, |m| m.kind = other, key)
+                })
             }
             Label::Oversize => Outgoing {
                 topic: device.topic(gridwatch_firmware::node::Channel::Telemetry),
@@ -249,15 +233,14 @@ impl<'k> Behaviour<'k> for Malformed {
             Label::ClockSkew => {
                 let wall = device.wall_ms(now_ms);
                 device.set_wall_clock(now_ms, wall + SKEW_MS);
-                let sent_ok = device.telemetry(now_ms, &mut sent);
+                let skewed = device.telemetry(now_ms);
                 device.set_wall_clock(now_ms, wall);
-                sent_ok?;
-                only(sent)
+                skewed?
             }
-            _ => {
-                device.telemetry(now_ms, &mut sent)?;
-                altered(sent, &|p| payloads::reencode(p, |_| {}, Some(WRONG_KEY)))
-            }
+            // The last of MALFORMED: a forged mac.
+            _ => altered(device.telemetry(now_ms)?, &|p| {
+                payloads::reencode(p, |_| {}, Some(WRONG_KEY))
+            }),
         };
         out.push((label, message));
         Ok(())
@@ -300,9 +283,7 @@ impl<'k> Behaviour<'k> for Replay {
                 ..last.clone()
             },
             _ => {
-                let mut sent = Vec::with_capacity(1);
-                device.telemetry(now_ms, &mut sent)?;
-                let m = only(sent);
+                let m = device.telemetry(now_ms)?;
                 if history.len() == REPLAY_DEPTH {
                     history.pop_front();
                 }

@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 
 use gridwatch_firmware::hal::NvStore;
-use gridwatch_firmware::node::{Channel, Config, Node, NodeError, Telemetry, Transport};
+use gridwatch_firmware::node::{Channel, Config, Node, NodeError, Transport};
 use gridwatch_firmware::seq::SeqCounter;
 use gridwatch_firmware::wire::{EncodeError, Reading};
 
@@ -80,13 +80,11 @@ pub enum DeviceError {
         /// What the node said.
         reason: String,
     },
-    /// The node's telemetry logic did not send what it was offered.
-    #[error("device {device}: the firmware node did not send its telemetry ({what:?})")]
+    /// The node sent nothing (its telemetry was not due, or it dropped it).
+    #[error("device {device}: the firmware node sent nothing")]
     NotSent {
         /// The device.
         device: String,
-        /// What the node answered.
-        what: Telemetry,
     },
 }
 
@@ -185,14 +183,18 @@ impl<'k> VirtualDevice<'k> {
         self.node.set_wall_clock(now_ms, wall_ms);
     }
 
-    fn drain(&mut self, out: &mut Vec<Outgoing>) {
-        for (channel, payload) in self.outbox.sent.drain(..) {
-            out.push(Outgoing {
-                topic: topic(&self.topic, channel),
-                payload,
-                retain: channel == Channel::Status,
-            });
-        }
+    /// The one message the node just handed its transport. (One per call: the outbox never
+    /// refuses, so no event ever waits in the node's retry queue to go out with a later one.)
+    fn sent(&mut self) -> Result<Outgoing, DeviceError> {
+        let (channel, payload) = self.outbox.sent.pop().ok_or_else(|| DeviceError::NotSent {
+            device: self.id.clone(),
+        })?;
+        self.outbox.sent.clear();
+        Ok(Outgoing {
+            topic: topic(&self.topic, channel),
+            payload,
+            retain: channel == Channel::Status,
+        })
     }
 
     fn refused(&self, e: NodeError<Infallible>) -> DeviceError {
@@ -202,53 +204,36 @@ impl<'k> VirtualDevice<'k> {
         }
     }
 
-    /// The device's readings now, through its node: one telemetry message into `out`.
-    pub fn telemetry(&mut self, now_ms: u64, out: &mut Vec<Outgoing>) -> Result<(), DeviceError> {
+    /// The device's readings now, through its node: one telemetry message.
+    pub fn telemetry(&mut self, now_ms: u64) -> Result<Outgoing, DeviceError> {
         let data = self.walk.next(self.kind, self.wall_ms(now_ms));
-        self.telemetry_with(now_ms, &data, out)
+        self.telemetry_with(now_ms, &data)
     }
 
-    /// `data` as the device's readings now, through its node: one telemetry message into `out`.
+    /// `data` as the device's readings now, through its node: one telemetry message.
     pub fn telemetry_with(
         &mut self,
         now_ms: u64,
         data: &[Reading<'k>],
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), DeviceError> {
-        match self
-            .node
+    ) -> Result<Outgoing, DeviceError> {
+        self.node
             .telemetry(now_ms, data, &mut self.outbox, &mut self.eeprom)
-        {
-            Ok(Telemetry::Sent) => {
-                self.drain(out);
-                Ok(())
-            }
-            Ok(what) => Err(DeviceError::NotSent {
-                device: self.id.clone(),
-                what,
-            }),
-            Err(e) => Err(self.refused(e)),
-        }
+            .map_err(|e| self.refused(e))?;
+        self.sent()
     }
 
-    /// The event `name` detected now, through the node: one event message into `out`.
-    pub fn event(
-        &mut self,
-        now_ms: u64,
-        name: &str,
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), DeviceError> {
+    /// The event `name` detected now, through the node: one event message.
+    pub fn event(&mut self, now_ms: u64, name: &str) -> Result<Outgoing, DeviceError> {
         self.node
             .event(now_ms, name, &[], &mut self.outbox, &mut self.eeprom)
             .map_err(|e| self.refused(e))?;
-        self.drain(out);
-        Ok(())
+        self.sent()
     }
 
     /// The retained `online` a node publishes after it connected.
-    pub fn announce(&mut self, out: &mut Vec<Outgoing>) {
+    pub fn announce(&mut self) -> Result<Outgoing, DeviceError> {
         let Ok(()) = self.node.announce(&mut self.outbox);
-        self.drain(out);
+        self.sent()
     }
 }
 
@@ -268,11 +253,10 @@ mod tests {
     fn a_device_numbers_and_signs_its_telemetry_through_the_firmware_node() {
         let mut d =
             VirtualDevice::new("yg", "sim-00001", Kind::Manhole, Some(KEY), None, WALL, 7).unwrap();
-        let mut out = Vec::new();
-        for now in [0, 1000, 2000] {
-            d.telemetry(now, &mut out).unwrap();
-        }
-        assert_eq!(out.len(), 3);
+        let out: Vec<Outgoing> = [0, 1000, 2000]
+            .into_iter()
+            .map(|now| d.telemetry(now).unwrap())
+            .collect();
         for (i, o) in out.iter().enumerate() {
             assert_eq!(o.topic, "gw/v1/yg/sim-00001/telemetry");
             assert!(!o.retain);
@@ -289,10 +273,11 @@ mod tests {
     #[test]
     fn a_device_whose_eeprom_holds_a_lease_continues_above_it() {
         let mut d = VirtualDevice::new("yg", "s1", Kind::Sos, None, Some(5_000), WALL, 1).unwrap();
-        let mut out = Vec::new();
-        d.event(10, "sos_pressed", &mut out).unwrap();
-        d.telemetry(20, &mut out).unwrap();
-        d.announce(&mut out);
+        let out = [
+            d.event(10, "sos_pressed").unwrap(),
+            d.telemetry(20).unwrap(),
+            d.announce().unwrap(),
+        ];
         let seqs: Vec<u64> = out[..2].iter().map(|o| decoded(o).seq).collect();
         assert_eq!(seqs, [5_000, 5_001]);
         assert_eq!(out[0].topic, "gw/v1/yg/s1/event");

@@ -82,9 +82,7 @@ impl<'k> Behaviour<'k> for Steady {
         now_ms: u64,
         out: &mut Vec<(Label, Outgoing)>,
     ) -> Result<(), DeviceError> {
-        let mut sent = Vec::with_capacity(1);
-        device.telemetry(now_ms, &mut sent)?;
-        out.extend(sent.into_iter().map(|m| (self.0, m)));
+        out.push((self.0, device.telemetry(now_ms)?));
         Ok(())
     }
 }
@@ -203,9 +201,12 @@ pub async fn run(plan: &Plan, groups: Vec<Group<'_>>) -> Summary {
                     Some(will),
                     counters.clone(),
                 )));
-                let mut online = Vec::new();
-                device.announce(&mut online);
-                announce.extend(online.into_iter().map(|m| (conns.len() - 1, m)));
+                match device.announce() {
+                    Ok(online) => announce.push((conns.len() - 1, online)),
+                    Err(_) => {
+                        counters.device_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             } else {
                 group_conns.push(pooled % pool_size);
                 pooled += 1;

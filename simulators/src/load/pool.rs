@@ -115,8 +115,8 @@ impl Connection {
 
     /// Queues `message`; waits while the connection's queue is full.
     pub async fn publish(&self, message: Message) -> Result<(), ClientError> {
-        // Status words go at QoS 1 whatever the run's QoS: they are retained and life-safety
-        // relevant, as a real node sends them.
+        // Status words go at QoS 1 whatever the run's QoS, retained, as a real node sends them
+        // and as the broker sends its last will.
         let qos = if message.retain {
             QoS::AtLeastOnce
         } else {
