@@ -19,12 +19,16 @@
 //! | [`sim`] | every device stepped together on simulated time, with planned incidents (pure) |
 //! | [`fleet`] | the simulation on real time over MQTT: one connection per device |
 //! | [`scenario`] | scenario files, the check of their expected alerts, and the runner |
+//! | [`load`] | load mode: many devices, each a firmware node, at a set rate over a pool of connections |
+//! | [`faults`] | fault mode: devices that flood, send malformed payloads, replay, or vanish |
 
 pub mod community;
 pub mod devices;
+pub mod faults;
 pub mod fleet;
 pub mod hw;
 pub mod link;
+pub mod load;
 pub mod scenario;
 pub mod sim;
 pub mod store;

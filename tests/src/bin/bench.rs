@@ -9,7 +9,12 @@
 //! - `memory`: the gateway's resident set with 1,000, 10,000 and 100,000 registered devices, each
 //!   of which has sent readings.
 //!
-//! Run with `scripts/bench [throughput|latency|memory|all]` (release build).
+//! - `load`: the simulator's load mode (`gridwatch-sim load`: N virtual devices, each a firmware
+//!   node, over pooled connections) against Mosquitto and the gateway for a while; the achieved
+//!   rate against the target, what the gateway took, and the CPU of simulator, broker and gateway.
+//!
+//! Run with `scripts/bench [throughput|latency|memory|all|load]` (release build); `all` is the
+//! first three.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +35,7 @@ enum Which {
     Latency,
     Memory,
     All,
+    Load,
 }
 
 #[derive(Parser)]
@@ -60,6 +66,15 @@ struct Args {
     /// Largest registry of the memory run.
     #[arg(long, default_value_t = 100_000)]
     max_devices: usize,
+    /// Simulated devices of the load run.
+    #[arg(long, default_value_t = 10_000)]
+    devices: usize,
+    /// Messages per second of each simulated device in the load run.
+    #[arg(long, default_value_t = 1.0)]
+    device_rate: f64,
+    /// Seconds of the load run.
+    #[arg(long, default_value_t = 60)]
+    load_seconds: u64,
 }
 
 /// A registry with `telemetry` manhole covers and `sos` buttons; workers get `hook` as webhook.
@@ -459,6 +474,133 @@ async fn memory(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The share of one core that `cpu` is over `window`, in percent.
+fn core_share(cpu: Option<Duration>, window: Duration) -> String {
+    cpu.map_or("?".to_owned(), |c| {
+        format!(
+            "{:.1} s, {:.0}% of one core",
+            c.as_secs_f64(),
+            100.0 * c.as_secs_f64() / window.as_secs_f64()
+        )
+    })
+}
+
+async fn load(args: &Args) -> anyhow::Result<()> {
+    use gridwatch_simulators::load::report::{process_cpu, Label};
+    use gridwatch_simulators::load::{self as sim, pool::Broker, registry, Group, Plan, Steady};
+    if !(args.device_rate > 0.0 && args.device_rate.is_finite()) {
+        bail!("--device-rate must be a positive number");
+    }
+    println!(
+        "## load: {} simulated devices (gridwatch-sim load), {} msg/s each, QoS 1, {} s, against \
+         Mosquitto and the gateway{}",
+        args.devices,
+        args.device_rate,
+        args.load_seconds,
+        if args.no_store { " (store down)" } else { "" }
+    );
+    let mosquitto = Mosquitto::start_tuned(args.inflight, 0)?;
+    let vm = VictoriaMetrics::start()?;
+    let dir = tempfile::tempdir()?;
+    let store = if args.no_store {
+        "http://127.0.0.1:9".to_owned()
+    } else {
+        vm.url()
+    };
+    let community = "sim";
+    let specs = registry::healthy(args.devices, &[]);
+    let config = gateway_config(mosquitto.port, &store, dir.path());
+    let gw = GatewayProcess::start_with(
+        &config,
+        &registry::registry_toml(community, &specs),
+        dir.path(),
+    )
+    .await?;
+    let wall = now_ms();
+    let group = Group {
+        devices: sim::devices(community, &specs, None, Some(wall), wall)?,
+        period: Duration::from_secs_f64(1.0 / args.device_rate),
+        vanish_at: None,
+        behaviour: Box::new(Steady(Label::Telemetry)),
+    };
+    let plan = Plan {
+        broker: Broker {
+            host: "127.0.0.1".into(),
+            port: mosquitto.port,
+            username: None,
+            password: None,
+        },
+        community: community.into(),
+        qos: QoS::AtLeastOnce,
+        duration: Duration::from_secs(args.load_seconds),
+        connections: args.devices.div_ceil(1000),
+        client_prefix: "bench-sim".into(),
+        drain: Duration::from_secs(30),
+        progress: true,
+    };
+    let (gw_cpu, broker_cpu) = (
+        process_cpu(Some(gw.pid())),
+        process_cpu(Some(mosquitto.pid())),
+    );
+    let start = Instant::now();
+    let summary = sim::run(&plan, vec![group]).await;
+    let sent = summary.total.sent as f64;
+    let (_, caught_up) = watch_metric(
+        &gw.url,
+        "gridwatch_messages_received_total",
+        sent,
+        Duration::from_secs(300),
+    )
+    .await?;
+    let window = caught_up.duration_since(start);
+    let used = |before: Option<Duration>, pid: u32| {
+        before
+            .zip(process_cpu(Some(pid)))
+            .map(|(a, b)| b.saturating_sub(a))
+    };
+    let (gw_cpu, broker_cpu) = (used(gw_cpu, gw.pid()), used(broker_cpu, mosquitto.pid()));
+    let m = gw.metrics().await?;
+    let (rss, _) = rss_kib(gw.pid())?;
+    let accepted = metric_sum(&m, "gridwatch_messages_accepted_total");
+    let stored = if args.no_store {
+        "store down: readings kept in the journal".to_owned()
+    } else {
+        let limit = Duration::from_secs(300);
+        let (_, at) = watch_metric(
+            &gw.url,
+            "gridwatch_tsdb_lines_written_total",
+            accepted,
+            limit,
+        )
+        .await?;
+        format!(
+            "all in VictoriaMetrics {:.1} s after the start",
+            at.duration_since(start).as_secs_f64()
+        )
+    };
+    print!("{summary}");
+    println!(
+        "gateway: received {:.0}, accepted {:.0}, rejected {:.0}, dropped {:.0} ({:.3} of what the \
+         simulator sent); all received {:.1} s after the start; {stored}; RSS {:.1} MiB",
+        metric_sum(&m, "gridwatch_messages_received_total"),
+        accepted,
+        // A sum over no samples is -0.
+        metric_sum(&m, "gridwatch_messages_rejected_total").abs(),
+        metric_sum(&m, "gridwatch_messages_dropped_total").abs(),
+        accepted / sent.max(1.0),
+        window.as_secs_f64(),
+        rss as f64 / 1024.0
+    );
+    println!(
+        "cpu until then: simulator {} (over its {:.0} s run); gateway {}; mosquitto {}",
+        core_share(summary.cpu, summary.window),
+        summary.window.as_secs_f64(),
+        core_share(gw_cpu, window),
+        core_share(broker_cpu, window)
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -481,6 +623,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.which, Which::Memory | Which::All) {
         memory(&args).await?;
+    }
+    if args.which == Which::Load {
+        load(&args).await?;
     }
     Ok(())
 }
