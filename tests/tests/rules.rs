@@ -146,7 +146,7 @@ fn rules_check_names_every_mistake_with_its_place() -> anyhow::Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("22 rules, all good"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("29 rules, all good"));
     Ok(())
 }
 
