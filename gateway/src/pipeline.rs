@@ -589,6 +589,7 @@ impl Pipeline {
                         &decoded,
                         &m.publish.payload,
                         life_safety,
+                        m.publish.dup,
                         m.received_ms,
                     )?;
                     Ok((decoded, verdict))

@@ -157,6 +157,9 @@ async fn a_corrupt_journal_segment_is_moved_aside_and_the_gateway_starts() -> an
         dir.path(),
     );
     config.journal.segment_bytes = 4096;
+    // A segment ends after the group that fills it: small groups, so 300 readings make several
+    // segments however fast they arrive (all at once, they fit in two groups).
+    config.journal.max_group = 8;
 
     // With the store down, 300 readings wait in the journal, over several segments.
     let gw = TestGateway::start_config(config.clone(), &hook).await?;

@@ -109,11 +109,11 @@ impl DeviceState {
         }
     }
 
-    /// Whether `seq`, at or below the mark, was accepted already (or is too old to tell).
+    /// Whether `seq` was accepted already (or is too far below the mark to tell).
     fn seen(&self, seq: u64) -> bool {
         self.mark.is_some_and(|last| {
             let below = last.seq.saturating_sub(seq);
-            below == 0 || below > WINDOW || self.seen & bit(below) != 0
+            seq <= last.seq && (below == 0 || below > WINDOW || self.seen & bit(below) != 0)
         })
     }
 }
@@ -283,12 +283,14 @@ impl Guard {
         }
     }
 
-    /// Checks an accepted-so-far message; `life_safety` exempts it from the clock and rate limits.
+    /// Checks an accepted-so-far message; `life_safety` exempts it from the clock and rate limits,
+    /// `sent_again` is the broker's DUP flag.
     pub fn check(
         &mut self,
         decoded: &Decoded<'_>,
         payload: &[u8],
         life_safety: bool,
+        sent_again: bool,
         now_ms: u64,
     ) -> Result<Verdict, Rejection> {
         let id = &decoded.device.id;
@@ -319,7 +321,15 @@ impl Guard {
         let state = self.devices.entry(id.clone()).or_default();
         let redelivered = state.mark == Some(mark) || state.recent.contains(&mark);
         match state.mark {
-            Some(last) if mark.seq <= last.seq && !redelivered && state.seen(mark.seq) => {
+            Some(_) if sent_again && !redelivered && state.seen(mark.seq) => {
+                // The broker sending again what the gateway took but had not acknowledged when
+                // its connection dropped: already in the journal, so nothing to take, and no
+                // attack to report.
+                return Ok(Verdict::Drop {
+                    reason: "duplicate",
+                });
+            }
+            Some(last) if !redelivered && state.seen(mark.seq) => {
                 return Err(reject(
                     Reason::Replayed,
                     format!(
@@ -523,7 +533,9 @@ location = "东门"
         let r = registry();
         let d = decode(topic, payload, &r, 4096).map_err(|e| e.reason)?;
         let life = is_life_safety(&r, &d);
-        guard.check(&d, payload, life, now).map_err(|e| e.reason)
+        guard
+            .check(&d, payload, life, false, now)
+            .map_err(|e| e.reason)
     }
 
     const SOS_TOPIC: &str = "gw/v1/yg/sos-1/event";
@@ -578,6 +590,35 @@ location = "东门"
     }
 
     #[test]
+    fn a_message_taken_already_and_sent_again_by_the_broker_is_a_duplicate_not_a_replay() {
+        let r = registry();
+        let mut g = Guard::new(limits(), keys(), HashMap::new());
+        for seq in 1..=10 {
+            run(&mut g, SOS_TOPIC, &sos(seq, NOW), NOW).unwrap();
+        }
+        let again = sos(2, NOW);
+        let d = decode(SOS_TOPIC, &again, &r, 4096).unwrap();
+        assert_eq!(
+            g.check(&d, &again, true, true, NOW),
+            Ok(Verdict::Drop {
+                reason: "duplicate"
+            })
+        );
+        assert_eq!(
+            g.check(&d, &again, true, false, NOW).map_err(|e| e.reason),
+            Err(Reason::Replayed),
+            "without the broker's flag it is a replay"
+        );
+        let new = sos(11, NOW);
+        let d = decode(SOS_TOPIC, &new, &r, 4096).unwrap();
+        assert_eq!(
+            g.check(&d, &new, true, true, NOW),
+            Ok(Verdict::Pass),
+            "a flagged message never taken is taken"
+        );
+    }
+
+    #[test]
     fn a_number_below_the_mark_never_accepted_passes_once_within_the_window() {
         let mut g = Guard::new(limits(), keys(), HashMap::new());
         assert_eq!(
@@ -628,7 +669,7 @@ location = "东门"
                 let fresh = !taken.contains(&seq) && seq + WINDOW >= top;
                 let payload = sos(seq, NOW + i as u64);
                 let d = decode(SOS_TOPIC, &payload, &r, 4096).expect("well-formed");
-                let verdict = g.check(&d, &payload, true, NOW);
+                let verdict = g.check(&d, &payload, true, false, NOW);
                 proptest::prop_assert_eq!(verdict.is_ok(), fresh, "seq {} top {}", seq, top);
                 if fresh {
                     taken.insert(seq);
