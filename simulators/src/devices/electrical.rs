@@ -303,7 +303,10 @@ mod tests {
         let mut eb: Electrical = build("eb-b1-1");
         let sent = run(&mut eb, 0, DAY_MS);
         assert_eq!(events(&sent), Vec::<String>::new());
-        assert!(sent.iter().any(|m| m.contains("\"current_a\":")), "{sent:?}");
+        assert!(
+            sent.iter().any(|m| m.contains("\"current_a\":")),
+            "{sent:?}"
+        );
     }
 
     #[test]

@@ -46,10 +46,8 @@ use crate::store::DeviceStore;
 pub const STEP_MS: u64 = 100;
 
 /// The 100 kΩ / 100 kΩ divider every simulated battery sits behind: the ADC sees half the cell.
-pub(crate) const HALF: Divider = Divider::new(
-    100_000,
-    core::num::NonZeroU32::MIN.saturating_add(99_999),
-);
+pub(crate) const HALF: Divider =
+    Divider::new(100_000, core::num::NonZeroU32::MIN.saturating_add(99_999));
 
 /// Why a virtual device could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -317,7 +317,10 @@ impl Physics for Parking {
     fn end(&mut self, incident: &ParkingIncident, _now_ms: u64) {
         match (&mut self.0, incident) {
             (Loop::Gate { lane, .. }, ParkingIncident::FireLaneParked {}) => lane.parked = false,
-            (Loop::Space { bay, .. }, ParkingIncident::CarArrives {} | ParkingIncident::CarLeaves {}) => {
+            (
+                Loop::Space { bay, .. },
+                ParkingIncident::CarArrives {} | ParkingIncident::CarLeaves {},
+            ) => {
                 bay.held = None;
             }
             _ => {}

@@ -163,7 +163,10 @@ mod tests {
         let mut pz: Perimeter = build("pz-1");
         let sent = run(&mut pz, 0, 6 * 3_600_000);
         assert_eq!(events(&sent), Vec::<String>::new());
-        assert!(sent.iter().any(|m| m.contains("\"armed\":true")), "{sent:?}");
+        assert!(
+            sent.iter().any(|m| m.contains("\"armed\":true")),
+            "{sent:?}"
+        );
     }
 
     #[test]
