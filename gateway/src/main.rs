@@ -102,7 +102,7 @@ enum Command {
 #[derive(clap::Args)]
 struct ScenarioArgs {
     /// The scenario file, or the name of a shipped one (tour, trapped-passenger,
-    /// blocked-passage, storm, sos-unanswered).
+    /// blocked-passage, storm, sos-unanswered, electrical-parking-perimeter).
     scenario: String,
     /// The gateway's MQTT broker, host:port.
     #[arg(long, default_value = "127.0.0.1:1883")]

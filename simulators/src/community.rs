@@ -1,5 +1,6 @@
 //! The virtual community: its devices, generated from a few numbers (buildings, floors, lifts per
-//! building, manhole covers, fire passages, homes with an SOS button) together with the registry
+//! building, manhole covers, fire passages, homes with an SOS button, distribution boxes, parking
+//! spaces, perimeter zones) together with the registry
 //! file a gateway needs for them (grids, workers, who is on duty), or taken from a device list
 //! the caller read from its own registry.
 //!
@@ -11,12 +12,19 @@
 //! | manhole cover `n` (buildings in turn) | `mh-{n}` | `东侧雨水井`, `南门污水井`, … |
 //! | fire passage of unit `u` of building `b` (buildings in turn) | `fp-b{b}-{u}` | `{u}单元消防通道` |
 //! | SOS button in the `j`-th home of building `b` (buildings in turn) | `sos-b{b}-{floor:02}{room:02}`, the first home on floor 3 | `1单元301室`, every other one `（独居老人）` and tagged `living_alone` |
+//! | distribution box of unit `u` of building `b` (buildings in turn) | `eb-b{b}-{u}` | `{u}单元配电箱` |
+//! | parking space `n` in the garage | `park-{n:03}` | `B1-{n:03}号车位` |
+//! | the garage's gate box (when it has spaces) | `park-gate` | `车库出入口` |
+//! | perimeter zone `n` (buildings in turn) | `pz-{n}` | `东侧围墙`, `北侧围墙`, … |
 //!
-//! Buildings are `b1`, `b2`, … (`1号楼`); grids `g1`, `g2`, … cover `buildings_per_grid`
-//! buildings each, with a worker on duty per grid, the next grid's worker as backup, and a duty
-//! officer last in every escalation.
+//! Buildings are `b1`, `b2`, … (`1号楼`), and `garage` (`地下车库`) when there are parking
+//! spaces: the screen counts free spaces per building. Grids `g1`, `g2`, … cover
+//! `buildings_per_grid` buildings each (the garage is in `g1`), with a worker on duty per grid,
+//! the next grid's worker as backup, and a duty officer last in every escalation.
 
 use serde::Deserialize;
+
+use crate::devices::parking::GATE_SUFFIX;
 
 /// What a community is generated from; each field has a default, so `[community]` in a scenario
 /// names only what it changes.
@@ -39,6 +47,13 @@ pub struct CommunitySpec {
     pub fire_passages: u16,
     /// Homes with an SOS button, spread over the buildings. Default 3.
     pub sos_homes: u16,
+    /// Distribution boxes with an electrical fire monitor, spread over the buildings. Default 2.
+    pub distribution_boxes: u16,
+    /// Parking spaces with a sensor, in a garage of their own with one gate box; none and no
+    /// garage when 0. Default 4.
+    pub parking_spaces: u16,
+    /// Perimeter zones, spread over the buildings. Default 2.
+    pub perimeter_zones: u16,
     /// Buildings in one grid. Default 1.
     pub buildings_per_grid: u16,
 }
@@ -54,6 +69,9 @@ impl Default for CommunitySpec {
             manholes: 2,
             fire_passages: 2,
             sos_homes: 3,
+            distribution_boxes: 2,
+            parking_spaces: 4,
+            perimeter_zones: 2,
             buildings_per_grid: 1,
         }
     }
@@ -112,6 +130,9 @@ const WORKERS: [(&str, &str); 8] = [
 ];
 const DUTY_OFFICER: (&str, &str) = ("w-zhang", "张主任");
 const MANHOLE_PLACES: [&str; 4] = ["东侧雨水井", "南门污水井", "西侧雨水井", "北侧污水井"];
+const FENCES: [&str; 4] = ["东侧围墙", "北侧围墙", "配电房外墙", "西侧围墙"];
+/// The garage's building id and name.
+const GARAGE: (&str, &str) = ("garage", "地下车库");
 const NUMERALS: [&str; 10] = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"];
 
 /// A TOML string literal, escaped.
@@ -168,12 +189,17 @@ impl CommunitySpec {
     pub fn generate(&self) -> Result<Community, SpecError> {
         self.validate()?;
         let mut devices = Vec::new();
+        // A device in building `b` (its grid's number), or in the garage when `b` is 0.
         let mut device = |id: String, kind: &str, b: u16, location: String, tags: Vec<String>| {
             devices.push(DeviceSpec {
                 id,
                 kind: kind.into(),
-                building: format!("b{b}"),
-                grid: format!("g{}", self.grid_of(b)),
+                building: if b == 0 {
+                    GARAGE.0.into()
+                } else {
+                    format!("b{b}")
+                },
+                grid: format!("g{}", self.grid_of(b.max(1))),
                 location,
                 tags,
                 floors: self.floors,
@@ -226,6 +252,45 @@ impl CommunitySpec {
                 },
             );
         }
+        for n in 0..self.distribution_boxes {
+            let (b, j) = spread(n);
+            device(
+                format!("eb-b{b}-{}", j + 1),
+                "electrical",
+                b,
+                format!("{}单元配电箱", j + 1),
+                vec![],
+            );
+        }
+        for n in 1..=self.parking_spaces {
+            device(
+                format!("park-{n:03}"),
+                "parking",
+                0,
+                format!("B1-{n:03}号车位"),
+                vec![],
+            );
+        }
+        if self.parking_spaces > 0 {
+            device(
+                format!("park{GATE_SUFFIX}"),
+                "parking",
+                0,
+                "车库出入口".into(),
+                vec![],
+            );
+        }
+        for n in 0..self.perimeter_zones {
+            let (b, _) = spread(n);
+            let fence = FENCES[usize::from(n) % FENCES.len()];
+            device(
+                format!("pz-{}", n + 1),
+                "perimeter",
+                b,
+                fence.into(),
+                vec![],
+            );
+        }
         Ok(Community {
             id: self.id.clone(),
             devices,
@@ -253,6 +318,13 @@ impl CommunitySpec {
         for b in 1..=self.buildings {
             line(format!(
                 "\n[[buildings]]\nid = \"b{b}\"\nname = \"{b}号楼\""
+            ));
+        }
+        if self.parking_spaces > 0 {
+            line(format!(
+                "\n[[buildings]]\nid = {}\nname = {}",
+                quoted(GARAGE.0),
+                quoted(GARAGE.1)
             ));
         }
         let grids = self.grids();
@@ -354,9 +426,20 @@ mod tests {
                 "fp-b2-1",
                 "sos-b1-0301",
                 "sos-b2-0301",
-                "sos-b1-0401"
+                "sos-b1-0401",
+                "eb-b1-1",
+                "eb-b2-1",
+                "park-001",
+                "park-002",
+                "park-003",
+                "park-004",
+                "park-gate",
+                "pz-1",
+                "pz-2"
             ]
         );
+        let gate = c.device("park-gate").unwrap();
+        assert_eq!((&*gate.building, &*gate.grid), ("garage", "g1"));
         let sos = c.device("sos-b1-0301").unwrap();
         assert_eq!(sos.location, "1单元301室（独居老人）");
         assert_eq!(sos.tags, ["living_alone"]);
@@ -379,7 +462,9 @@ mod tests {
         let duty = doc["duty"].as_array().unwrap();
         assert_eq!(duty[1]["worker"].as_str(), Some("w-lijun"));
         assert_eq!(duty[1]["backup"].as_str(), Some("w-wangfang"));
-        assert_eq!(doc["devices"].as_array().unwrap().len(), 9);
+        assert_eq!(doc["devices"].as_array().unwrap().len(), 18);
+        let buildings = doc["buildings"].as_array().unwrap();
+        assert_eq!(buildings[2]["name"].as_str(), Some("地下车库"));
     }
 
     #[test]
@@ -401,10 +486,12 @@ mod tests {
         fn generated_ids_are_unique_and_valid(
             buildings in 1u16..6, floors in 2u16..40, lifts in 0u16..4,
             manholes in 0u16..20, passages in 0u16..20, homes in 0u16..200, per_grid in 1u16..4,
+            boxes in 0u16..20, spaces in 0u16..200, zones in 0u16..20,
         ) {
             let spec = CommunitySpec {
                 buildings, floors, elevators_per_building: lifts, manholes,
                 fire_passages: passages, sos_homes: homes, buildings_per_grid: per_grid,
+                distribution_boxes: boxes, parking_spaces: spaces, perimeter_zones: zones,
                 ..CommunitySpec::default()
             };
             let c = spec.generate().unwrap();

@@ -1,12 +1,15 @@
 //! The simulated parts a virtual node's firmware runs over: digital pins, ADC inputs, an ADXL345
-//! that answers its registers on I2C, and a TFmini-S that streams its frames on a UART.
+//! that answers its registers on I2C, a TFmini-S that streams its frames on a UART, a line
+//! metering IC and an arc-detection module's pulse counter.
 //!
 //! Each part is split the way the world is: the firmware holds the part behind the embedded-hal
 //! (or `gridwatch_firmware::hal`) trait it reads, and the device's physics hold a handle to the
-//! same state, which they move at every step. Clones of a [`Pin`] or an [`Adc`] share their state;
-//! the accelerometer's physics handle is an [`Accel`], the LiDAR's a [`Beam`].
+//! same state, which they move at every step. Clones of a [`Pin`], an [`Adc`], a [`Meter`] or an
+//! [`ArcPulses`] share their state; the accelerometer's physics handle is an [`Accel`], the
+//! LiDAR's a [`Beam`].
 //!
-//! Any part can be cut off ([`Pin::cut`], [`Adc::cut`], [`Accel::cut`], [`Beam::cut`]): every read
+//! Any part can be cut off ([`Pin::cut`], [`Adc::cut`], [`Accel::cut`], [`Beam::cut`],
+//! [`Meter::cut`], [`ArcPulses::cut`]): every read
 //! then fails with [`CutOff`], as it does when a wire is cut or a sensor is pulled off its board,
 //! and the firmware's fault watch raises `tamper` once it has lasted long enough.
 
@@ -17,6 +20,7 @@ use embedded_hal::digital::{self, ErrorType as PinErrorType, InputPin, OutputPin
 use embedded_hal::i2c::{self, I2c, NoAcknowledgeSource, Operation, SevenBitAddress};
 use gridwatch_firmware::drivers::tfmini::{Frame, FRAME_LEN};
 use gridwatch_firmware::hal::AnalogIn;
+use gridwatch_firmware::node::electrical::{Line, LineMeter, PulseCounter};
 
 /// What a read of a part that was cut off returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +158,66 @@ impl AnalogIn for Adc {
     fn read_mv(&mut self) -> Result<u32, CutOff> {
         self.wire.check()?;
         Ok(self.mv.load(Ordering::Relaxed))
+    }
+}
+
+/// A line metering IC (an HLW8032 or a BL0942): the physics set the line's voltage and current.
+#[derive(Clone, Debug, Default)]
+pub struct Meter {
+    line: Arc<Mutex<Line>>,
+    wire: Wire,
+}
+
+impl Meter {
+    /// Sets what the meter measures.
+    pub fn set(&self, line: Line) {
+        *self.line.lock().unwrap_or_else(PoisonError::into_inner) = line;
+    }
+
+    /// Cuts the meter's wire (`true`) or mends it.
+    pub fn cut(&self, cut: bool) {
+        self.wire.cut(cut);
+    }
+}
+
+impl LineMeter for Meter {
+    type Error = CutOff;
+
+    fn read(&mut self) -> Result<Line, CutOff> {
+        self.wire.check()?;
+        Ok(*self.line.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The counter of an arc-detection module's pulses: the physics add fault-arc half-cycles, the
+/// firmware takes them.
+#[derive(Clone, Debug, Default)]
+pub struct ArcPulses {
+    count: Arc<AtomicU32>,
+    wire: Wire,
+}
+
+impl ArcPulses {
+    /// `n` more fault-arc half-cycles.
+    pub fn add(&self, n: u32) {
+        self.count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Cuts the counter's wire (`true`) or mends it; pulses while cut are lost.
+    pub fn cut(&self, cut: bool) {
+        self.wire.cut(cut);
+    }
+}
+
+impl PulseCounter for ArcPulses {
+    type Error = CutOff;
+
+    fn take(&mut self) -> Result<u32, CutOff> {
+        if let Err(cut) = self.wire.check() {
+            self.count.store(0, Ordering::Relaxed);
+            return Err(cut);
+        }
+        Ok(self.count.swap(0, Ordering::Relaxed))
     }
 }
 

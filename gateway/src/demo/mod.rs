@@ -339,6 +339,9 @@ mod tests {
                 manholes: 12,
                 fire_passages: 9,
                 sos_homes: 150,
+                distribution_boxes: 14,
+                parking_spaces: 120,
+                perimeter_zones: 6,
                 buildings_per_grid: 2,
                 ..CommunitySpec::default()
             },

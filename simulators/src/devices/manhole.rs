@@ -17,10 +17,8 @@
 //!
 //! An incident without a `for` lasts for the rest of the run.
 
-use core::num::NonZeroU32;
-
 use gridwatch_firmware::drivers::adxl345::{self, Address};
-use gridwatch_firmware::drivers::analog::{BatteryMonitor, Divider, LinearScale, ScaledInput};
+use gridwatch_firmware::drivers::analog::{BatteryMonitor, LinearScale, ScaledInput};
 use gridwatch_firmware::drivers::input::DebouncedInput;
 use gridwatch_firmware::drivers::Polarity;
 use gridwatch_firmware::node::manhole::{self, ManholeNode, ManholeNodeConfig, ManholeParts};
@@ -28,7 +26,7 @@ use gridwatch_firmware::node::Node;
 use gridwatch_firmware::seq::SeqCounter;
 use serde::Deserialize;
 
-use super::{BuildError, Millis, Physics, Rng, STEP_MS};
+use super::{BuildError, Millis, Physics, Rng, HALF, STEP_MS};
 use crate::community::DeviceSpec;
 use crate::hw::{Accel, Adc, Adxl345, Pin};
 use crate::link::Link;
@@ -37,7 +35,6 @@ use crate::store::DeviceStore;
 const WATER_FULL_CM: f32 = 500.0;
 const GAS_FULL_PPM: f32 = 10_000.0;
 const FRESH_BATTERY_MV: u32 = 3_600;
-const HALF: Divider = Divider::new(100_000, NonZeroU32::MIN.saturating_add(99_999));
 
 /// What a scenario can make happen to a manhole (see the module header).
 #[derive(Clone, Debug, Deserialize)]

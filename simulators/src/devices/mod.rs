@@ -8,21 +8,28 @@
 //! | [`manhole`] | a cover that vehicles rock, water that rises with rain, a little gas | `knocked_aside`, `storm`, `gas`, `battery` |
 //! | [`fire_passage`] | a passage that people walk through, sometimes through its fire door | `blocked`, `door_propped`, `smoke` |
 //! | [`sos`] | a resident's home with the button, its LED and battery | `press`, `battery` |
+//! | [`electrical`] | a distribution box whose load follows the day, a little leakage, a cable warming with the load | `leak`, `overheat`, `arc`, `overload`, `power_cut` |
+//! | [`parking`] | a garage's spaces where cars park and leave, and its gate box (id ending `-gate`): cars over two loops, short stops in the fire lane | `fire_lane_parked`, `car_arrives`, `car_leaves` |
+//! | [`perimeter`] | a fence zone armed around the clock, a cat or a leaf through its beam now and then | `intrusion` |
 //! | every kind | | `cut_off` (its sensors' wires cut: reads fail, `tamper` follows) |
 //!
 //! Adding a kind is one module: a type that implements [`Physics`] (build the firmware loop over
 //! simulated parts, step the world and the loop, start and end its incidents, which are a serde
 //! enum tagged by `action`), and one line in [`KINDS`].
 
+pub mod electrical;
 pub mod elevator;
 pub mod fire_passage;
 pub mod manhole;
+pub mod parking;
+pub mod perimeter;
 pub mod sos;
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use gridwatch_firmware::drivers::analog::Divider;
 use gridwatch_firmware::node::Node;
 use gridwatch_firmware::seq::SeqCounter;
 use gridwatch_firmware::wire::EncodeError;
@@ -37,6 +44,10 @@ use crate::store::DeviceStore;
 /// rate the lift and fire-passage loops want (100–200 ms), and short enough for the SOS
 /// button's 50 ms debounce to see a press of a few hundred.
 pub const STEP_MS: u64 = 100;
+
+/// The 100 kΩ / 100 kΩ divider every simulated battery sits behind: the ADC sees half the cell.
+pub(crate) const HALF: Divider =
+    Divider::new(100_000, core::num::NonZeroU32::MIN.saturating_add(99_999));
 
 /// Why a virtual device could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +291,9 @@ pub const KINDS: &[Kind] = &[
     Kind::of::<manhole::Manhole>(),
     Kind::of::<fire_passage::FirePassage>(),
     Kind::of::<sos::Sos>(),
+    Kind::of::<electrical::Electrical>(),
+    Kind::of::<parking::Parking>(),
+    Kind::of::<perimeter::Perimeter>(),
 ];
 
 /// The kind called `name`.

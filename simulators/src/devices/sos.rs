@@ -10,9 +10,7 @@
 //! | `press` | the resident presses the button for 0.4 s | `sos_pressed` at once; a second press within 10 s, `sos_cancelled` |
 //! | `battery` (`volts = 3.1`) | the cell runs down to `volts`; a fresh one is fitted once the incident ends | `low_battery` below 3.3 V for 60 s |
 
-use core::num::NonZeroU32;
-
-use gridwatch_firmware::drivers::analog::{BatteryMonitor, Divider};
+use gridwatch_firmware::drivers::analog::BatteryMonitor;
 use gridwatch_firmware::drivers::output::{Led, LedPattern};
 use gridwatch_firmware::drivers::Polarity;
 use gridwatch_firmware::node::sos::{self, SosNode, SosNodeConfig, SosParts};
@@ -20,7 +18,7 @@ use gridwatch_firmware::node::Node;
 use gridwatch_firmware::seq::SeqCounter;
 use serde::Deserialize;
 
-use super::{BuildError, Physics};
+use super::{BuildError, Physics, HALF};
 use crate::community::DeviceSpec;
 use crate::hw::{Adc, Pin};
 use crate::link::Link;
@@ -28,7 +26,6 @@ use crate::store::DeviceStore;
 
 const PRESS_MS: u64 = 400;
 const FRESH_BATTERY_MV: u32 = 3_600;
-const HALF: Divider = Divider::new(100_000, NonZeroU32::MIN.saturating_add(99_999));
 
 /// What a scenario can make happen at an SOS button (see the module header).
 #[derive(Clone, Debug, Deserialize)]

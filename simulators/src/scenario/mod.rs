@@ -579,7 +579,7 @@ impl Scenario {
 }
 
 /// The scenarios that ship with the simulator (`simulators/scenarios/`): name and text.
-pub const SHIPPED: [(&str, &str); 5] = [
+pub const SHIPPED: [(&str, &str); 6] = [
     ("tour", include_str!("../../scenarios/tour.toml")),
     (
         "trapped-passenger",
@@ -593,6 +593,10 @@ pub const SHIPPED: [(&str, &str); 5] = [
     (
         "sos-unanswered",
         include_str!("../../scenarios/sos-unanswered.toml"),
+    ),
+    (
+        "electrical-parking-perimeter",
+        include_str!("../../scenarios/electrical-parking-perimeter.toml"),
     ),
 ];
 

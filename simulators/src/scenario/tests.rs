@@ -106,10 +106,10 @@ fn mistakes_are_named_with_their_line() {
         ("[scenario]\nspeed = 0\n", "t.toml:2: `speed` is 0: give 0.01 to 100"),
         ("[secnario]\n", "t.toml:1: unknown field `secnario`, expected one of `scenario`, `community`, `incident`"),
         ("[community]\nbuildings = 2\nfloors = 1\n", "t.toml:1: community: floors is 1: a building has 2 to 99 floors"),
-        ("[community]\nbildings = 2\n", "t.toml:2: unknown field `bildings`, expected one of `id`, `name`, `buildings`, `floors`, `elevators_per_building`, `manholes`, `fire_passages`, `sos_homes`, `buildings_per_grid`"),
+        ("[community]\nbildings = 2\n", "t.toml:2: unknown field `bildings`, expected one of `id`, `name`, `buildings`, `floors`, `elevators_per_building`, `manholes`, `fire_passages`, `sos_homes`, `distribution_boxes`, `parking_spaces`, `perimeter_zones`, `buildings_per_grid`"),
         (
             "[[incident]]\nat = \"10s\"\ndevice = \"elev-b9-1\"\naction = \"stuck\"\n",
-            "t.toml:3: there is no device \"elev-b9-1\" in the community; it has elev-b1-1, elev-b2-1, mh-1, mh-2, fp-b1-1, fp-b2-1, sos-b1-0301, sos-b2-0301, sos-b1-0401",
+            "t.toml:3: there is no device \"elev-b9-1\" in the community; it has elev-b1-1, elev-b2-1, mh-1, mh-2, fp-b1-1, fp-b2-1, sos-b1-0301, sos-b2-0301, sos-b1-0401, eb-b1-1, eb-b2-1, park-001, park-002, park-003, park-004, park-gate, pz-1, pz-2",
         ),
         (
             "[[incident]]\nat = \"10 s\"\ndevice = \"mh-1\"\naction = \"storm\"\n",
