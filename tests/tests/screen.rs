@@ -1,7 +1,8 @@
 //! The control-room page in a real headless Chromium (Debian's chromium and chromedriver): the
 //! demo's simulated community (the real firmware on virtual devices) runs against a real
-//! Mosquitto, an SOS pressed on a virtual button shows on the page within seconds, a worker logged in on the page acknowledges it there and the API
-//! says so, the page switches to English, and it comes back by itself after its connection
+//! Mosquitto, an SOS pressed on a virtual button shows on the page within seconds, a worker logged
+//! in on the page acknowledges it there and the API says so, an intrusion at the fence shows too,
+//! the garage's free spaces are counted, the page switches to English, and it comes back by itself after its connection
 //! drops. A screenshot is saved to `target/screenshots/control-room.png`.
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use gridwatch_e2e::{
     get_json, test_config, Chromedriver, Mosquitto, TestGateway, WebhookReceiver, API_TOKEN,
 };
 use gridwatch_gateway::demo;
+use gridwatch_simulators::devices::perimeter::{Perimeter, PerimeterIncident};
 use gridwatch_simulators::devices::sos::{Sos, SosIncident};
 use gridwatch_simulators::devices::Incident;
 use gridwatch_simulators::fleet::{self, Broker};
@@ -125,6 +127,30 @@ async fn an_sos_appears_on_the_screen_and_is_acknowledged_there() -> anyhow::Res
         .at_most(Duration::from_secs(10))
         .for_element(Locator::XPath("//dd[@id='today-opened' and text()='1']"))
         .await?;
+
+    // Someone climbs the garage fence: the perimeter zone's own firmware raises the intrusion,
+    // labelled from the catalogue; and the garage's free spaces are counted from its sensors.
+    devices
+        .start(
+            "pz-1",
+            Incident::of::<Perimeter>(PerimeterIncident::Intrusion {}),
+            None,
+        )
+        .await?;
+    let intrusion = wait_for(
+        &page,
+        "article.alert.sev-critical[data-state=firing]",
+        Duration::from_secs(15),
+    )
+    .await?
+    .text()
+    .await?;
+    assert!(intrusion.contains("周界入侵"), "{intrusion}");
+    let spaces = wait_for(&page, "#spaces tr[data-id=garage]", Duration::from_secs(30))
+        .await?
+        .text()
+        .await?;
+    assert!(spaces.contains("地下车库"), "{spaces}");
 
     std::fs::create_dir_all(screenshots())?;
     std::fs::write(
