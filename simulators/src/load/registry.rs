@@ -30,12 +30,7 @@ pub struct DeviceSpec {
     pub kind: Kind,
 }
 
-/// Whether `s` is a valid community or device id: `[A-Za-z0-9_-]{1,64}`.
-pub fn is_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-}
+pub use crate::community::is_id;
 
 /// `count` healthy devices, their kinds taken in turn from `kinds` (every kind if empty).
 pub fn healthy(count: usize, kinds: &[Kind]) -> Vec<DeviceSpec> {
