@@ -101,7 +101,7 @@ pub struct Pipeline {
     /// Devices' events, for the screen's ticker.
     pub ticker: broadcast::Sender<TickerItem>,
     /// Which watched spaces are taken, for the screen.
-    pub occupancy: Arc<Mutex<Occupancy>>,
+    pub occupancy: Arc<Occupancy>,
     /// Waits between attempts when the journal cannot be written.
     pub retry: Backoff,
     /// The rule engine, shared with the HTTP API (rules, explanations, maintenance windows).
@@ -619,10 +619,11 @@ impl Pipeline {
                         .stage(class, m.received_ms, topic, &m.publish.payload);
                     self.apply_rules(&decoded, m.received_ms);
                     if let Body::Message(msg) = &decoded.body {
-                        self.occupancy
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .observe(self.registry.catalogue(), decoded.device, &msg.data);
+                        self.occupancy.observe(
+                            self.registry.catalogue(),
+                            decoded.device,
+                            &msg.data,
+                        );
                         if let Some(event) = msg.event {
                             // Nobody watching is fine.
                             let _ = self.ticker.send(TickerItem {

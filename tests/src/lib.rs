@@ -1197,6 +1197,21 @@ pub mod payload {
 
     /// A telemetry message of `kind` with `readings`, at `ts` with `seq`.
     pub fn telemetry(kind: &str, ts: u64, seq: u64, readings: &[(&str, Value)]) -> Vec<u8> {
+        message(kind, None, ts, seq, readings)
+    }
+
+    /// The event `name` of `kind` with the `readings` it carries, at `ts` with `seq`.
+    pub fn event(kind: &str, name: &str, ts: u64, seq: u64, readings: &[(&str, Value)]) -> Vec<u8> {
+        message(kind, Some(name), ts, seq, readings)
+    }
+
+    fn message(
+        kind: &str,
+        event: Option<&str>,
+        ts: u64,
+        seq: u64,
+        readings: &[(&str, Value)],
+    ) -> Vec<u8> {
         let mut data = Readings::new();
         for (name, value) in readings {
             data.push(Reading {
@@ -1209,7 +1224,7 @@ pub mod payload {
             ts,
             seq,
             kind,
-            event: None,
+            event,
             data,
             mac: None,
         })

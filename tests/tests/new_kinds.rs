@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use gridwatch_e2e::payload::{encode, now_ms, telemetry};
+use gridwatch_e2e::payload::{event, now_ms, telemetry};
 use gridwatch_e2e::{
     eventually, get_json, stored_values, test_config, Device, Mosquitto, TestGateway,
     VictoriaMetrics,
 };
-use gridwatch_firmware::wire::{Message, Reading, Readings, Value};
+use gridwatch_firmware::wire::Value;
 use gridwatch_gateway::registry::Registry;
 
 const REGISTRY: &str = r#"
@@ -56,25 +56,6 @@ building = "b1"
 grid = "g1"
 location = "西侧围墙"
 "#;
-
-fn event(kind: &str, name: &str, ts: u64, seq: u64, readings: &[(&str, Value)]) -> Vec<u8> {
-    let mut data = Readings::new();
-    for (name, value) in readings {
-        data.push(Reading {
-            name,
-            value: *value,
-        })
-        .expect("a few readings");
-    }
-    encode(&Message {
-        ts,
-        seq,
-        kind,
-        event: Some(name),
-        data,
-        mac: None,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn electrical_parking_and_perimeter_flow_end_to_end() -> anyhow::Result<()> {

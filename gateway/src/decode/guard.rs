@@ -461,39 +461,11 @@ impl Guard {
 mod tests {
     use super::*;
     use crate::decode::decode;
+    use crate::decode::tests::registry;
     use gridwatch_firmware::auth;
 
     const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const NOW: u64 = 1_795_000_000_000;
-
-    fn registry() -> Registry {
-        Registry::parse(
-            r#"
-[community]
-id = "yg"
-name = "阳光"
-[[buildings]]
-id = "b1"
-name = "1号楼"
-[[grids]]
-id = "g1"
-name = "一网格"
-[[devices]]
-id = "sos-1"
-kind = "sos"
-building = "b1"
-grid = "g1"
-location = "101"
-[[devices]]
-id = "mh-1"
-kind = "manhole"
-building = "b1"
-grid = "g1"
-location = "东门"
-"#,
-        )
-        .unwrap()
-    }
 
     fn limits() -> Limits {
         Limits {

@@ -208,10 +208,11 @@ pub fn decode<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn registry() -> Registry {
+    /// An SOS button and a manhole cover in one building, for the decode and guard tests.
+    pub(crate) fn registry() -> Registry {
         Registry::parse(
             r#"
 [community]
@@ -229,6 +230,12 @@ kind = "sos"
 building = "b1"
 grid = "g1"
 location = "101"
+[[devices]]
+id = "mh-1"
+kind = "manhole"
+building = "b1"
+grid = "g1"
+location = "东门"
 "#,
         )
         .unwrap()

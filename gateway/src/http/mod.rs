@@ -48,7 +48,7 @@ pub struct AppState {
     /// Devices' events as they arrive, for the screen's ticker.
     pub ticker: tokio::sync::broadcast::Sender<screen::TickerItem>,
     /// Which watched spaces are taken, for the screen.
-    pub occupancy: Arc<Mutex<crate::sinks::occupancy::Occupancy>>,
+    pub occupancy: Arc<crate::sinks::occupancy::Occupancy>,
     /// Turns true when the gateway stops: live streams end, so the server can.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

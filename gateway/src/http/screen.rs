@@ -160,20 +160,20 @@ pub async fn overview(State(s): State<AppState>) -> impl IntoResponse {
     let now = crate::clock::now_ms();
     let (_, minute) = s.registry.staff().zone().local(now);
     let midnight = now - u64::from(minute) * 60_000 - now % 60_000;
-    let spaces = s
-        .occupancy
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .per_building(&s.registry);
+    let spaces = s.occupancy.per_building(&s.registry);
     let book = s.alerts.read().unwrap_or_else(|e| e.into_inner());
-    Json(Overview {
-        spaces,
-        ..build(&s.registry, &book, midnight, now)
-    })
+    Json(build(&s.registry, &book, spaces, midnight, now))
 }
 
-/// The overview of `registry` with the alerts in `book`, today starting at `midnight`.
-pub fn build(registry: &Registry, book: &AlertBook, midnight: u64, now_ms: u64) -> Overview {
+/// The overview of `registry` with the alerts in `book` and the watched `spaces`, today
+/// starting at `midnight`.
+pub fn build(
+    registry: &Registry,
+    book: &AlertBook,
+    spaces: Vec<Spaces>,
+    midnight: u64,
+    now_ms: u64,
+) -> Overview {
     // An open alert of the default rule says so; one a person resolved no longer counts.
     let has = |device: &str, rule: &str| {
         book.open_alert(device, rule)
@@ -200,7 +200,7 @@ pub fn build(registry: &Registry, book: &AlertBook, midnight: u64, now_ms: u64) 
         community: registry.community_name.clone(),
         buildings: buildings.into_values().collect(),
         grids: grids.into_values().collect(),
-        spaces: Vec::new(),
+        spaces,
         today: today(book.iter(), midnight),
         now_ms,
     }

@@ -6,13 +6,13 @@
 //! which it does on every change and at least every reporting interval.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::catalogue::Catalogue;
-use crate::registry::{Device, Registry};
+use crate::registry::{Device, Registry, Text};
 use gridwatch_firmware::wire::{Reading, Value};
 
 /// Spaces of one building (a garage or lot is a building in the registry) and how many are free.
@@ -30,34 +30,42 @@ pub struct Spaces {
     pub taken: usize,
 }
 
-/// The latest occupancy of every device whose kind has an occupancy reading.
+/// The latest occupancy of every device whose kind has an occupancy reading, shared by the
+/// pipeline that writes it and the HTTP API that reads it.
 #[derive(Debug, Default)]
 pub struct Occupancy {
-    taken: HashMap<Arc<str>, bool>,
+    taken: Mutex<HashMap<Text, bool>>,
 }
 
 impl Occupancy {
-    /// Notes what `device` reported, if its kind has an occupancy reading among `data`.
-    pub fn observe(&mut self, catalogue: &Catalogue, device: &Device, data: &[Reading<'_>]) {
+    /// Notes what `device` reported, if its kind has an occupancy reading among `data`; takes
+    /// the lock only then, since every accepted message comes through here.
+    pub fn observe(&self, catalogue: &Catalogue, device: &Device, data: &[Reading<'_>]) {
         let Some(reading) = catalogue
             .kind(&device.kind)
             .and_then(|k| k.occupancy.as_deref())
         else {
             return;
         };
-        for r in data {
-            if let (true, Value::Bool(taken)) = (r.name == reading, r.value) {
-                self.taken.insert(Arc::from(&*device.id), taken);
-            }
+        let latest = data.iter().rev().find_map(|r| match r.value {
+            Value::Bool(taken) if r.name == reading => Some(taken),
+            _ => None,
+        });
+        if let Some(taken) = latest {
+            self.taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(Arc::clone(&device.id), taken);
         }
     }
 
     /// Spaces per building, for the buildings that have any; a space whose sensor has reported
     /// an occupancy (a gate box has none) counts, the others are left out until it does.
     pub fn per_building(&self, registry: &Registry) -> Vec<Spaces> {
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mut buildings: BTreeMap<&str, Spaces> = BTreeMap::new();
         for d in registry.devices() {
-            let Some(&taken) = self.taken.get(&*d.id) else {
+            let Some(&taken) = taken.get(&*d.id) else {
                 continue;
             };
             let s = buildings.entry(&d.building).or_insert_with(|| Spaces {
@@ -129,7 +137,7 @@ location = "东门"
         let registry = registry();
         let catalogue = registry.catalogue().clone();
         let device = |id: &str| registry.device(id).expect("registered").clone();
-        let mut o = Occupancy::default();
+        let o = Occupancy::default();
         assert_eq!(o.per_building(&registry), []);
         o.observe(&catalogue, &device("space-1"), &occupied(true));
         o.observe(&catalogue, &device("space-2"), &occupied(true));
